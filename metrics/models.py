@@ -1,0 +1,79 @@
+"""The event store and what is derived from it.
+
+Decision and outcome events live in tables range-partitioned by day on `occurred_at` (created by
+migration 0001 in SQL; Django only reads them, `managed = False`). Daily partitions keep
+time-range scans and order/buyer/seller look-ups (per-partition indexes) fast as a month of
+ShopSwift traffic (~55M decisions, ~80M outcomes) accumulates, and make retention a DROP of
+whole partitions. `event_id` is unique forever across both tables through `EventKey`.
+"""
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class EventKey(models.Model):
+    """Every event id ever accepted; the primary key is what makes a resend a duplicate."""
+
+    event_id = models.TextField(primary_key=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "metrics_event_key"
+
+
+class Decision(models.Model):
+    event_id = models.TextField(primary_key=True)
+    order_id = models.TextField()
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    buyer_id = models.TextField()
+    seller_id = models.TextField()
+    buyer_email_hash = models.TextField(null=True)
+    buyer_email_masked = models.TextField(null=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    arm = models.TextField()
+    policy_version = models.IntegerField()
+    model_version = models.TextField(null=True)
+    score = models.FloatField(null=True)
+    decision = models.TextField()
+    decided_by = models.TextField()
+    reason_codes = ArrayField(models.TextField())
+    latency_ms = models.FloatField()
+    timed_out = models.BooleanField()
+    features = models.JSONField()
+    shadow = models.JSONField(null=True)
+    contributions = models.JSONField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "metrics_decision"
+        ordering = ["occurred_at", "event_id"]
+
+
+class Outcome(models.Model):
+    event_id = models.TextField(primary_key=True)
+    order_id = models.TextField()
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    kind = models.TextField()
+    amount_minor = models.BigIntegerField(null=True)
+    currency = models.CharField(max_length=3, null=True)
+    detail = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "metrics_outcome"
+        ordering = ["occurred_at", "event_id"]
+
+
+class PendingOrder(models.Model):
+    """Orders touched by newly ingested events, queued in the ingest transaction itself; the
+    rollup refresh consumes them (DELETE ... RETURNING), so its work is proportional to new
+    events and a crashed refresh leaves its share queued."""
+
+    id = models.BigAutoField(primary_key=True)
+    order_id = models.TextField()
+    queued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "metrics_pending_order"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ShopswiftOpsConfig(AppConfig):
+    name = "shopswift_ops"
+    label = "shopswift_ops"
+    verbose_name = "ShopSwift Ops (shared)"

@@ -1,0 +1,11 @@
+"""Test settings: the real settings with a fast password hasher and eager Celery for unit tests
+(tests that need a real worker start one; see tests/metrics/test_worker.py)."""
+from shopswift_ops.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+from django.test import Client
+
+from metrics.partitions import forget_known_partitions
+from tests.factories import UserFactory, token_for
+
+
+@pytest.fixture(autouse=True)
+def _fresh_partition_cache():
+    # Partitions created inside a rolled-back test transaction vanish; so must our memory of them.
+    forget_known_partitions()
+    yield
+    forget_known_partitions()
+
+
+class ApiClient(Client):
+    def __init__(self, token: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.token = token
+
+    def _auth(self, extra):
+        if self.token:
+            extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {self.token}")
+        return extra
+
+    def get(self, path, data=None, **extra):
+        return super().get(path, data, **self._auth(extra))
+
+    def post_json(self, path, payload, **extra):
+        body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        return super().post(path, body, content_type="application/json", **self._auth(extra))
+
+
+@pytest.fixture
+def api_client_for(db):
+    def make(*scopes):
+        return ApiClient(token_for(*scopes))
+    return make
+
+
+@pytest.fixture
+def events_client(api_client_for):
+    return api_client_for("events:write")
+
+
+@pytest.fixture
+def user_client(db):
+    def make(role: str):
+        user = UserFactory(role=role)
+        client = ApiClient()
+        client.force_login(user)
+        client.user = user
+        return client
+    return make
