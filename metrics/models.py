@@ -77,3 +77,60 @@ class PendingOrder(models.Model):
 
     class Meta:
         db_table = "metrics_pending_order"
+
+
+class FeatureDefinition(models.Model):
+    """The feature registry (admin-editable): what each model feature's declared default and
+    valid range are, whether it is a segment dimension, and whether its health is monitored."""
+
+    class Kind(models.TextChoices):
+        NUMBER = "number"
+        STRING = "string"
+        BOOLEAN = "boolean"
+
+    name = models.CharField(max_length=64, primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    description = models.CharField(max_length=200, blank=True)
+    default_value = models.JSONField(null=True, blank=True, help_text="the value the serving path uses when it has none")
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    allowed_values = models.JSONField(null=True, blank=True, help_text="list of valid values for string features")
+    segment_dimension = models.BooleanField(default=False)
+    monitored = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def problem_with(self, value) -> str | None:
+        """'default' or 'out_of_range' for a served value, else None (nulls are counted apart)."""
+        if value is None:
+            return None
+        if self.default_value is not None and value == self.default_value and type(value) is type(self.default_value):
+            return "default"
+        if self.kind == self.Kind.NUMBER and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.min_value is not None and value < self.min_value) or (self.max_value is not None and value > self.max_value):
+                return "out_of_range"
+        if self.allowed_values and value not in self.allowed_values:
+            return "out_of_range"
+        return None
+
+
+class ReasonCode(models.Model):
+    """The reason-code catalogue (admin-editable): the wording of each code per audience."""
+
+    code = models.CharField(max_length=40, primary_key=True)
+    support_text = models.CharField(max_length=300, help_text="plain language for Support agents")
+    customer_text = models.CharField(max_length=300, help_text="what Support may tell the customer")
+    adverse_action_text = models.CharField(max_length=300, help_text="the adverse-action reason for Compliance")
+    owner = models.CharField(max_length=100, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.code
