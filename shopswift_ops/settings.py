@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "metrics",
     "rollout",
     "incidents",
+    "incidents.support",
 ]
 
 MIDDLEWARE = [

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("metrics.urls")),
     path("", include("rollout.urls")),
     path("", include("incidents.urls")),
+    path("", include("incidents.support.urls")),
 ]
