@@ -9,6 +9,7 @@ killed run are detected and recovered from with a message that says so.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 import psutil
+
+# pgserver logs every step at INFO; our own messages say what matters.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 DATABASE_NAME = "shopswift"
 PREFERRED_REDIS_PORT = 6390
@@ -147,6 +151,8 @@ class EmbeddedServices:
         try:
             process = psutil.Process(pid)
             name = process.name()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                raise psutil.NoSuchProcess(pid)
         except psutil.NoSuchProcess:
             say(f"PostgreSQL: stale postmaster.pid (pid {pid} is gone, left by a killed run); recovering")
             pid_file.unlink()
@@ -154,8 +160,24 @@ class EmbeddedServices:
         if name not in ("postgres", "postmaster"):
             say(f"PostgreSQL: postmaster.pid names pid {pid}, now a '{name}' process; removing the stale file")
             pid_file.unlink()
-        else:
+        elif self._answers():
             say(f"PostgreSQL: a server left by an earlier run is still up (pid {pid}); reusing it")
+        else:
+            say(f"PostgreSQL: pid {pid} of a killed run is dying; waiting for it, then recovering")
+            try:
+                process.wait(15)
+            except psutil.TimeoutExpired:
+                process.kill()
+            pid_file.unlink(missing_ok=True)
+
+    def _answers(self) -> bool:
+        import psycopg
+
+        try:
+            psycopg.connect(host=str(self.pg_dir), user="postgres", dbname="postgres", connect_timeout=2).close()
+            return True
+        except psycopg.Error:
+            return False
 
     def _start_postgres(self) -> None:
         import pgserver
@@ -164,7 +186,21 @@ class EmbeddedServices:
         # pgserver tracks the pids holding a handle; a killed run leaves its pid behind.
         (self.pg_dir / ".handle_pids.json").unlink(missing_ok=True)
         started = time.monotonic()
-        server = pgserver.get_server(self.pg_dir, cleanup_mode=None)
+        server = None
+        for attempt in range(1, 6):
+            # pgserver caches one handle per folder for the life of the process; a stopped server's
+            # handle must not be handed back as if it were running.
+            pgserver.PostgresServer._instances.pop(self.pg_dir.resolve(), None)
+            try:
+                server = pgserver.get_server(self.pg_dir, cleanup_mode=None)
+                break
+            except subprocess.CalledProcessError:
+                # Backends of a killed server can hold its shared memory for a moment.
+                if attempt == 5:
+                    raise
+                say(f"PostgreSQL did not start (attempt {attempt}); retrying: see {self.pg_dir / 'log'}")
+                (self.pg_dir / "postmaster.pid").unlink(missing_ok=True)
+                time.sleep(2)
         self._pg_server = server
         if self._apply_postgres_settings(server):
             self._pg_ctl(["-w", "-m", "fast", "restart", "-o", '-h ""', "-o", f"-k {server.get_postmaster_info().socket_dir}", "-l", str(self.pg_dir / "log")])
