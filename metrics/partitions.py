@@ -45,6 +45,8 @@ def ensure_partitions(days: set[date], tables=PARTITIONED_TABLES) -> None:
         end = (datetime(day.year, day.month, day.day) + timedelta(days=1)).isoformat() + "+00:00"
         try:
             with transaction.atomic(), connection.cursor() as cursor:
+                # Concurrent creators would race on the catalog ("already exists"); take turns.
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('metrics_partitions'))")
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
                     f"FOR VALUES FROM ('{start}') TO ('{end}')"

@@ -67,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
         env = _services(stack, data_dir, preferred_redis_port=PREFERRED_REDIS_PORT)
         env.setdefault("DEBUG", "true")
         _manage(env, "migrate", "--no-input", "-v", "0")
-        _manage(env, "setup_demo")
+        _manage(env, "setup_demo", "-v", "0")
         processes = {
-            "web": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "shopswift_ops.asgi:application"],
+            "web": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--access-log", str(data_dir / "access.log"),
+                    "shopswift_ops.asgi:application"],
             "worker": [str(BIN / "celery"), "-A", "shopswift_ops", "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"],
             "beat": [str(BIN / "celery"), "-A", "shopswift_ops", "beat", "-l", "WARNING", "-s", str(data_dir / "celerybeat-schedule")],
         }

@@ -8,5 +8,7 @@ class Command(BaseCommand):
     help = "Create the demo users (one per role) and an all-scope API token in .data/demo-token (idempotent)."
 
     def handle(self, *args, **options):
-        for line in setup_demo(data_dir=settings.DATA_DIR):
-            self.stdout.write(line)
+        lines = setup_demo(data_dir=settings.DATA_DIR)
+        if options["verbosity"] >= 1:
+            for line in lines:
+                self.stdout.write(line)
