@@ -50,3 +50,123 @@ def post_events(request):
     except (OperationalError, InterfaceError):
         return json_error(503, "storage unavailable: nothing of this batch was stored; retry later")
     return JsonResponse(result.as_dict())
+
+
+# -- read APIs (CONTRACT section 6) -------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+from django.utils.dateparse import parse_datetime  # noqa: E402
+from django.views.decorators.http import require_GET  # noqa: E402
+
+MAX_RANGE = timedelta(days=93)
+
+
+class BadParameter(ValueError):
+    pass
+
+
+def parse_time(request, name: str, default):
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = parse_datetime(raw.replace(" ", "+"))  # a '+' in a query string often arrives as a space
+    except ValueError:
+        value = None
+    if value is None:
+        raise BadParameter(f"{name}: not an RFC 3339 date-time: {raw!r}")
+    if value.tzinfo is None:
+        raise BadParameter(f"{name}: needs a UTC offset (e.g. 2026-11-28T14:00:00Z)")
+    return value
+
+
+def parse_range(request):
+    now = timezone.now()
+    end = parse_time(request, "to", now)
+    start = parse_time(request, "from", end - timedelta(hours=1))
+    if start >= end:
+        raise BadParameter("from: must be before to")
+    if end - start > MAX_RANGE:
+        raise BadParameter(f"from: the range may span at most {MAX_RANGE.days} days")
+    return start, end
+
+
+def segment_dimension(name: str, raw: str) -> str:
+    from metrics.models import FeatureDefinition
+
+    if not FeatureDefinition.objects.filter(name=raw, segment_dimension=True).exists():
+        known = ", ".join(FeatureDefinition.objects.filter(segment_dimension=True).values_list("name", flat=True))
+        raise BadParameter(f"{name}: {raw!r} is not a segment dimension (known: {known})")
+    return raw
+
+
+def parse_by(request) -> str | None:
+    raw = request.GET.get("by", "arm")
+    if raw == "arm":
+        return None
+    parts = raw.split(",")
+    if len(parts) == 2 and parts[0] == "arm" and parts[1].startswith("segment:"):
+        return segment_dimension("by", parts[1][len("segment:"):])
+    raise BadParameter(f"by: expected 'arm' or 'arm,segment:FEATURE', got {raw!r}")
+
+
+def _read(view):
+    """Bad query parameters answer 400 naming the parameter; a database outage 503."""
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except BadParameter as exc:
+            return json_error(400, str(exc))
+        except (OperationalError, InterfaceError):
+            return json_error(503, "storage unavailable; retry later")
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+@api("kpis:read")
+@require_GET
+@_read
+def get_kpis(request):
+    from metrics.kpis import cohort_kpis
+    from metrics.rollups import refresh_state
+
+    start, end = parse_range(request)
+    segment_feature = parse_by(request)
+    document = cohort_kpis(start=start, end=end, segment_feature=segment_feature)
+    refreshed = refresh_state()["refreshed_at"]
+    document["refreshed_at"] = refreshed.isoformat() if refreshed else None
+    return JsonResponse(document)
+
+
+@api("kpis:read")
+@require_GET
+@_read
+def get_guardrails(request):
+    from metrics.guardrails import latest_statuses, method_summary, recent_alerts
+
+    return JsonResponse({"guardrails": latest_statuses(), "method": method_summary(), "alerts": recent_alerts(limit=20)})
+
+
+@api("kpis:read")
+@require_GET
+@_read
+def get_feature_health(request):
+    from metrics.feature_health import feature_health_document
+
+    start, end = parse_range(request)
+    raw = request.GET.get("segment")
+    segment_feature = segment_dimension("segment", raw) if raw else None
+    return JsonResponse(feature_health_document(start=start, end=end, segment_feature=segment_feature))
+
+
+@api("kpis:read")
+@require_GET
+@_read
+def get_diagnosis(request):
+    from metrics.diagnosis import diagnosis
+
+    start, end = parse_range(request)
+    return JsonResponse(diagnosis(start=start, end=end))

@@ -134,3 +134,108 @@ class ReasonCode(models.Model):
 
     def __str__(self):
         return self.code
+
+
+class Guardrail(models.Model):
+    """A guardrail (admin-editable). Kinds:
+    - `delta`: treatment vs control on a rate, breach when treatment is worse by more than
+      `margin` (sequential mSPRT, one-sided for harm);
+    - `limit`: the treatment arm's value against `threshold` (latency p95, fallback rate);
+    - `srm`: sample-ratio mismatch per policy version and segment, and buyers seen in both arms;
+    - `feature_health`: default share up by more than `margin` vs reference, or PSI above
+      `threshold`, per monitored feature and segment value.
+    `segment_feature`: empty = all traffic; `*` = all traffic and every value of every segment
+    dimension; a feature name = every value of that feature."""
+
+    class Kind(models.TextChoices):
+        DELTA = "delta", "treatment vs control"
+        LIMIT = "limit", "treatment value vs threshold"
+        SRM = "srm", "sample-ratio mismatch"
+        FEATURE_HEALTH = "feature_health", "feature health"
+
+    class Direction(models.TextChoices):
+        HIGHER_IS_WORSE = "higher_is_worse"
+        LOWER_IS_WORSE = "lower_is_worse"
+
+    class Action(models.TextChoices):
+        NOTIFY = "notify"
+        HALT_RAMP = "halt_ramp"
+        ROLLBACK_STAGE = "rollback_stage"
+        EXCLUDE_SEGMENT = "exclude_segment"
+        KILL = "kill"
+
+    class Severity(models.TextChoices):
+        HARD = "hard"
+        SOFT = "soft"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    metric = models.CharField(max_length=64, blank=True, help_text="a KPI key of CONTRACT section 6 (delta and limit kinds)")
+    segment_feature = models.CharField(max_length=64, blank=True, help_text="empty: all traffic; *: all traffic and every segment value; or a feature name")
+    direction = models.CharField(max_length=20, choices=Direction.choices, default=Direction.HIGHER_IS_WORSE)
+    margin = models.FloatField(default=0, help_text="tolerated harm in the metric's unit (delta), or default-share rise (feature health)")
+    threshold = models.FloatField(null=True, blank=True, help_text="limit value (limit), or PSI threshold (feature health)")
+    min_sample = models.PositiveIntegerField(default=500, help_text="per arm (orders or model-called decisions)")
+    window_minutes = models.PositiveIntegerField(default=60)
+    maturity_minutes = models.PositiveIntegerField(
+        default=0, help_text="delta kind: leave out orders younger than this, whose outcomes (completion, step-up "
+                             "result) are still arriving; arms with different decision mixes mature at different speeds")
+    action = models.CharField(max_length=20, choices=Action.choices, default=Action.NOTIFY)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.SOFT)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class GuardrailStatus(models.Model):
+    """The latest evaluation of one guardrail on one subject (segment, and feature for feature health)."""
+
+    guardrail = models.ForeignKey(Guardrail, on_delete=models.CASCADE, related_name="statuses")
+    metric = models.CharField(max_length=100)
+    seg_feature = models.CharField(max_length=64, blank=True)
+    seg_value = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20)
+    value = models.FloatField(null=True)
+    threshold = models.FloatField(null=True)
+    evidence = models.TextField()
+    details = models.JSONField(default=dict)
+    min_sample_met = models.BooleanField(default=False)
+    since = models.DateTimeField()
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["guardrail__name", "metric", "seg_feature", "seg_value"]
+        constraints = [models.UniqueConstraint(fields=["guardrail", "metric", "seg_feature", "seg_value"],
+                                               name="metrics_guardrailstatus_subject")]
+
+
+class Alert(models.Model):
+    """A recorded breach: one per guardrail, subject and episode (a breach that persists is one alert)."""
+
+    guardrail = models.ForeignKey(Guardrail, on_delete=models.PROTECT, related_name="alerts")
+    metric = models.CharField(max_length=100)
+    seg_feature = models.CharField(max_length=64, blank=True)
+    seg_value = models.CharField(max_length=200, blank=True)
+    episode_started_at = models.DateTimeField()
+    action = models.CharField(max_length=20)
+    evidence = models.TextField()
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["guardrail", "metric", "seg_feature", "seg_value", "episode_started_at"],
+                                               name="metrics_alert_episode")]
+
+    def segment(self) -> dict | None:
+        return {"feature": self.seg_feature, "value": self.seg_value} if self.seg_feature else None
+
+    def as_message(self) -> dict:
+        return {"alert_id": self.pk, "guardrail": self.guardrail.name, "metric": self.metric,
+                "segment": self.segment(), "status": "breach", "action": self.action, "evidence": self.evidence,
+                "created_at": self.created_at.isoformat() if self.created_at else None}

@@ -101,3 +101,144 @@ PATHS = {
         }
     }
 }
+
+
+# -- read APIs (CONTRACT section 6) ------------------------------------------------------------
+
+_from_to = [
+    {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
+     "description": "RFC 3339 with offset; default one hour before `to`"},
+    {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
+     "description": "RFC 3339 with offset; default now. Windows are widened to whole minutes: orders whose first "
+                    "decision falls in [floor_minute(from), ceil_minute(to))"},
+]
+_segment = {"type": ["object", "null"], "required": ["feature", "value"],
+            "properties": {"feature": {"type": "string"},
+                           "value": {"type": "string", "description": "text of the feature's JSON value (true, null, social_google)"}}}
+_json_ok = lambda ref: {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}  # noqa: E731
+
+SCHEMAS.update({
+    "Segment": _segment,
+    "RateMetric": {
+        "type": "object",
+        "properties": {
+            "numerator": {"type": "number", "description": "count (minor units for fraud_loss_rate)"},
+            "denominator": {"type": "number"},
+            "value": {"type": ["number", "null"], "description": "numerator / denominator (x 1000 for support_ticket_rate)"},
+            "delta": {"type": ["number", "null"], "description": "treatment only: treatment - control of the same segment"},
+            "ci95": {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                     "description": "95% CI of delta: Newcombe hybrid score (proportions), delta-method Wald (fraud_loss_rate), "
+                                    "differenced order-statistic intervals (latency percentiles)"},
+            "count": {"type": "integer", "description": "latency percentiles: model-called decisions"},
+        },
+    },
+    "KpiCohort": {
+        "type": "object", "required": ["arm", "segment", "metrics"],
+        "properties": {
+            "arm": {"enum": ["control", "treatment"]},
+            "segment": {"$ref": "#/components/schemas/Segment"},
+            "metrics": {"type": "object", "description": (
+                "keys: orders, conversion, approve_rate, step_up_rate, decline_rate, step_up_pass_rate (orders with a "
+                "step_up decision and step_up_passed / orders with a step_up decision), fallback_rate, timeout_rate, "
+                "latency_p50_ms, latency_p95_ms, latency_p99_ms, false_decline_rate, support_ticket_rate (per 1,000 "
+                "orders), fraud_loss_rate (minor units), chargeback_rate (completed orders with a chargeback / completed "
+                "orders), gmv_lost_minor (treatment only)"),
+                "additionalProperties": {"$ref": "#/components/schemas/RateMetric"}},
+        },
+    },
+    "KpiDocument": {
+        "type": "object", "required": ["from", "to", "population", "cohorts"],
+        "properties": {
+            "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+            "population": {"type": "string", "description": "which orders the numbers cover: orders eligible for treatment in both arms"},
+            "by": {"type": "string"},
+            "window": {"type": "object", "description": "the minute-aligned window actually read"},
+            "method": {"type": "object"},
+            "refreshed_at": {"type": ["string", "null"], "format": "date-time"},
+            "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/KpiCohort"},
+                        "description": "all traffic first (segment null), then each segment value, control then treatment"},
+        },
+    },
+    "GuardrailStatus": {
+        "type": "object",
+        "required": ["name", "metric", "segment", "status", "value", "threshold", "evidence", "since", "action"],
+        "properties": {
+            "name": {"type": "string"}, "metric": {"type": "string"},
+            "segment": {"$ref": "#/components/schemas/Segment"},
+            "status": {"enum": ["ok", "warn", "breach", "insufficient_data"]},
+            "value": {"type": ["number", "null"]}, "threshold": {"type": ["number", "null"]},
+            "evidence": {"type": "string", "description": "the numbers: value, interval, sample sizes, method"},
+            "since": {"type": "string", "format": "date-time", "description": "when the current status began"},
+            "action": {"enum": ["notify", "halt_ramp", "rollback_stage", "exclude_segment", "kill"]},
+            "severity": {"enum": ["hard", "soft"]},
+            "min_sample_met": {"type": "boolean"},
+            "evaluated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Alert": {
+        "type": "object",
+        "properties": {"alert_id": {"type": "integer"}, "guardrail": {"type": "string"}, "metric": {"type": "string"},
+                       "segment": {"$ref": "#/components/schemas/Segment"}, "status": {"const": "breach"},
+                       "action": {"type": "string"}, "evidence": {"type": "string"},
+                       "created_at": {"type": "string", "format": "date-time"}},
+    },
+    "GuardrailList": {
+        "type": "object", "required": ["guardrails"],
+        "properties": {"guardrails": {"type": "array", "items": {"$ref": "#/components/schemas/GuardrailStatus"}},
+                       "method": {"type": "object"},
+                       "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}},
+    },
+    "FeatureHealthItem": {
+        "type": "object",
+        "required": ["feature", "segment", "default_share", "null_share", "out_of_range_share", "reference_default_share", "psi", "status"],
+        "properties": {
+            "feature": {"type": "string"}, "segment": {"$ref": "#/components/schemas/Segment"},
+            "default_share": {"type": ["number", "null"]}, "null_share": {"type": ["number", "null"]},
+            "out_of_range_share": {"type": ["number", "null"]}, "reference_default_share": {"type": ["number", "null"]},
+            "default_share_increase": {"type": ["number", "null"]},
+            "psi": {"type": ["number", "null"]}, "psi_band": {"enum": ["stable", "moderate", "major", None]},
+            "status": {"enum": ["ok", "warn", "breach", "insufficient_data"]},
+            "n": {"type": "integer"}, "reference_n": {"type": "integer"},
+        },
+    },
+    "FeatureHealth": {
+        "type": "object", "required": ["features"],
+        "properties": {"features": {"type": "array", "items": {"$ref": "#/components/schemas/FeatureHealthItem"}},
+                       "reference": {"type": ["object", "null"], "description": "kind: week_earlier, pinned or early_baseline; from; to"},
+                       "method": {"type": "object"}},
+    },
+    "Diagnosis": {
+        "type": "object", "required": ["feature_drift", "latency", "thresholds"],
+        "properties": {"feature_drift": {"type": "object"}, "latency": {"type": "object"},
+                       "thresholds": {"type": "object", "description": "score histogram, current thresholds and what-if rows"}},
+    },
+})
+
+PATHS.update({
+    "/api/v1/kpis": {"get": {
+        "operationId": "getKpis", "summary": "KPIs per arm (and segment) with treatment-vs-control deltas",
+        "description": "Scope `kpis:read`. Answered from the rollups refreshed every few seconds.",
+        "parameters": _from_to + [{"name": "by", "in": "query", "required": False,
+                                   "schema": {"type": "string", "default": "arm", "pattern": "^arm(,segment:[A-Za-z0-9_]+)?$"},
+                                   "description": "`arm` or `arm,segment:FEATURE` (a segment dimension of the feature registry)"}],
+        "responses": {**_json_ok("KpiDocument"), **error_responses(400, 401, 403, 503)},
+    }},
+    "/api/v1/guardrails": {"get": {
+        "operationId": "getGuardrails", "summary": "Latest guardrail statuses with evidence",
+        "description": "Scope `kpis:read`. Worst first. Method and parameters in `method`.",
+        "responses": {**_json_ok("GuardrailList"), **error_responses(401, 403, 503)},
+    }},
+    "/api/v1/features/health": {"get": {
+        "operationId": "getFeatureHealth", "summary": "Default / null / out-of-range shares and PSI per feature and segment",
+        "description": "Scope `kpis:read`.",
+        "parameters": _from_to + [{"name": "segment", "in": "query", "required": False, "schema": {"type": "string"},
+                                   "description": "a segment dimension; all traffic is always included"}],
+        "responses": {**_json_ok("FeatureHealth"), **error_responses(400, 401, 403, 503)},
+    }},
+    "/api/v1/diagnosis": {"get": {
+        "operationId": "getDiagnosis", "summary": "Evidence for feature drift, latency and thresholds",
+        "description": "Scope `kpis:read`.",
+        "parameters": _from_to,
+        "responses": {**_json_ok("Diagnosis"), **error_responses(400, 401, 403, 503)},
+    }},
+})

@@ -96,9 +96,19 @@ class ValidEnvelope(Struct):
 valid_envelope_decoder = msgspec.json.Decoder(ValidEnvelope)
 
 
+MAX_OFFSET = timedelta(hours=14)
+
+
 def _time_errors(occurred_at: datetime, now: datetime) -> list[str]:
     if occurred_at.tzinfo is None:
         return ["occurred_at: must be RFC 3339 with an offset (e.g. 2026-11-28T14:02:07.123Z)"]
+    offset = occurred_at.utcoffset()
+    # Real offsets lie within -12:00..+14:00; PostgreSQL refuses beyond +-15:59 (a 500, found by
+    # the fuzz test), and dates long past cannot be payment events (nor convert to UTC safely).
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        return ["occurred_at: the UTC offset must lie between -14:00 and +14:00"]
+    if occurred_at.year < 2000:
+        return ["occurred_at: before the year 2000"]
     if occurred_at - now > MAX_FUTURE:
         return ["occurred_at: more than 5 minutes in the future"]
     return []

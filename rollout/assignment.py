@@ -22,3 +22,9 @@ def assign_arm(policy: dict, buyer_id: str, features: dict) -> str:
 def is_shadow_scored(policy: dict, buyer_id: str) -> bool:
     """In shadow mode the treatment bucket is also scored (and reported in `shadow`)."""
     return policy["mode"] == "shadow" and bucket_of(policy["salt"], buyer_id) < round(policy["traffic_pct"] * 100)
+
+
+def buckets(salt: str, buyer_ids) -> list[int]:
+    """`bucket_of` for many buyers at once (one pass, no per-call overhead)."""
+    sha = hashlib.sha256
+    return [int(sha(f"{salt}:{buyer_id}".encode()).hexdigest()[:8], 16) % 10000 for buyer_id in buyer_ids]

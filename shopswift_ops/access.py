@@ -31,7 +31,9 @@ ROLE_LABELS = {
     "admin": "Administrator",
 }
 # API token scopes (CONTRACT section 1).
-SCOPES = ("events:write", "policy:read", "kpis:read", "orders:read", "rollout:write", "incidents:read")
+SCOPES = ("events:write", "policy:read", "kpis:read", "orders:read", "rollout:write", "incidents:read",
+          # Beyond the contract: lets a Prometheus scraper read /metrics with a token of its own.
+          "ops:metrics")
 
 CAPABILITY_LABELS = {
     "events:write": "post decision and outcome events",

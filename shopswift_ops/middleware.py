@@ -45,3 +45,39 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class OpsMetricsMiddleware:
+    """Counts responses per route and status, and ingest results, for /metrics (see opsmetrics)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        try:
+            self._count(request, response)
+        except Exception:  # noqa: BLE001 - metrics must never fail a request
+            pass
+        return response
+
+    @staticmethod
+    def _count(request, response) -> None:
+        import json
+
+        from shopswift_ops import opsmetrics
+
+        match = getattr(request, "resolver_match", None)
+        route = "/" + match.route if match is not None and match.route is not None else "unmatched"
+        if route.startswith("/static/"):
+            return
+        status = str(response.status_code)
+        increments = {("shopswift_http_responses_total", (("route", route), ("status", status))): 1}
+        if match is not None and match.url_name == "api-events":
+            increments[("shopswift_ingest_batches_total", (("status", status),))] = 1
+            if response.status_code == 200 and not getattr(response, "streaming", False):
+                result = json.loads(response.content)
+                increments[("shopswift_ingest_events_total", (("result", "accepted"),))] = result["accepted"]
+                increments[("shopswift_ingest_events_total", (("result", "duplicate"),))] = result["duplicates"]
+                increments[("shopswift_ingest_events_total", (("result", "rejected"),))] = len(result["rejected"])
+        opsmetrics.count(increments)

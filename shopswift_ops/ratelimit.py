@@ -10,6 +10,8 @@ import math
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -19,7 +21,10 @@ _client: redis.Redis | None = None
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.3, socket_timeout=0.3)
+        # No retries: redis-py's default (3 retries with backoff) makes every request wait ~4 s
+        # while Redis is down; a limiter that fails open must fail fast.
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.3, socket_timeout=0.3,
+                                       retry=Retry(NoBackoff(), 0))
     return _client
 
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "shopswift_ops.middleware.RequestIdMiddleware",
+    "shopswift_ops.middleware.OpsMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "shopswift_ops.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -127,6 +128,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
+# Task modules outside <app>/tasks.py (loaded by workers and beat): heartbeats, retention.
+CELERY_IMPORTS = ["shopswift_ops.heartbeat", "metrics.retention"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -144,6 +147,8 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from finders; it only needs the folder
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.min.js straight from the plotly package, never a CDN: /static/vendor/plotly/plotly.min.js
+STATICFILES_DIRS.append(("vendor/plotly", Path(__import__("importlib.util").util.find_spec("plotly").origin).parent / "package_data"))
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -177,6 +182,9 @@ EVENTS_MAX_COUNT = 5000
 # so that a cache outage never costs an event.
 RATE_LIMIT_EVENTS_PER_S = env_float("RATE_LIMIT_EVENTS_PER_S", 200.0, minimum=0.1)
 RATE_LIMIT_ACTIONS_PER_S = env_float("RATE_LIMIT_ACTIONS_PER_S", 2.0, minimum=0.1)
+# The payments service polls the rollout policy: answer token-authenticated polls in the event
+# loop from a short-lived cache (rollout/fastpath.py); off = every poll goes through Django.
+ROLLOUT_POLICY_FASTPATH = env_bool("ROLLOUT_POLICY_FASTPATH", True)
 
 # Keyed hash for buyer e-mails (support search); derived from SECRET_KEY unless set.
 EMAIL_HASH_KEY = env_str("EMAIL_HASH_KEY", SECRET_KEY)

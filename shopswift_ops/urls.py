@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", views.logout, name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/v1/openapi.json", views.openapi_json, name="api-openapi"),
     path("admin/", admin.site.urls),
     path("", include("metrics.urls")),
@@ -16,3 +17,6 @@ urlpatterns = [
     path("", include("incidents.urls")),
     path("", include("incidents.support.urls")),
 ]
+
+handler404 = views.not_found
+handler500 = views.server_error

@@ -1,0 +1,146 @@
+"""Feature health: per monitored feature and segment value, the share of default / null /
+out-of-range values served to the model and the PSI of the distribution against a reference.
+
+Counts come from the feature rollups folded by the KPI refresh (one entry per order: the
+features of its first decision). The reference is, in order of preference:
+1. `week_earlier`: the same window seven days before, when it holds data;
+2. `pinned`: the baseline window in settings METRICS_FEATURE_BASELINE = (from, to) ISO strings;
+3. `early_baseline`: the first hour of data, when it ends before the window starts (a fresh
+   demo database has no week-earlier data).
+The answer says which reference was used.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from metrics import stats
+from metrics.kpis import _union
+
+DEFAULT_SHARE_MARGIN = 0.05
+PSI_THRESHOLD = 0.25
+MIN_SAMPLE = 100
+EARLY_BASELINE = timedelta(hours=1)
+
+
+def feature_counts(*, start: datetime, end: datetime, segment_feature: str | None) -> dict:
+    """{(feature, seg_value): {"n", "defaults", "nulls", "out_of_range", "bins": {bin: n}}}."""
+    where = "seg_feature = %s"
+    source, args = _union("metrics_rollup_feature", start, end, where, [segment_feature or ""])
+    result: dict = defaultdict(lambda: {"n": 0, "defaults": 0, "nulls": 0, "out_of_range": 0, "bins": {}})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT feature, seg_value, bin, sum(n), sum(defaults), sum(nulls), sum(out_of_range)
+                FROM ({source}) r GROUP BY 1, 2, 3 HAVING sum(n) > 0""", args)
+        for feature, value, bin_label, n, defaults, nulls, out_of_range in cursor.fetchall():
+            entry = result[(feature, value)]
+            entry["n"] += int(n)
+            entry["defaults"] += int(defaults)
+            entry["nulls"] += int(nulls)
+            entry["out_of_range"] += int(out_of_range)
+            entry["bins"][bin_label] = int(n)
+    return dict(result)
+
+
+def _has_data(start: datetime, end: datetime) -> bool:
+    source, args = _union("metrics_rollup_feature", start, end, "seg_feature = ''", [])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM ({source}) r WHERE n > 0 LIMIT 1", args)
+        return cursor.fetchone() is not None
+
+
+def reference_window(*, start: datetime, end: datetime) -> dict | None:
+    week = timedelta(days=7)
+    if _has_data(start - week, end - week):
+        return {"kind": "week_earlier", "from": start - week, "to": end - week}
+    pinned = getattr(settings, "METRICS_FEATURE_BASELINE", None)
+    if pinned:
+        return {"kind": "pinned", "from": parse_datetime(pinned[0]), "to": parse_datetime(pinned[1])}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(bucket) FROM metrics_rollup_feature_minute WHERE seg_feature = '' AND n > 0")
+        (earliest,) = cursor.fetchone()
+    if earliest is None:
+        return None
+    baseline_end = min(earliest + EARLY_BASELINE, start)
+    if baseline_end <= earliest:
+        return None
+    return {"kind": "early_baseline", "from": earliest, "to": baseline_end}
+
+
+def _thresholds() -> tuple[float, float, int]:
+    from metrics.models import Guardrail
+
+    guardrail = Guardrail.objects.filter(kind=Guardrail.Kind.FEATURE_HEALTH, enabled=True).order_by("pk").first()
+    if guardrail is None:
+        return DEFAULT_SHARE_MARGIN, PSI_THRESHOLD, MIN_SAMPLE
+    return guardrail.margin, guardrail.threshold if guardrail.threshold is not None else PSI_THRESHOLD, guardrail.min_sample
+
+
+def item_status(*, n: int, ref_n: int, default_increase: float | None, psi_value: float | None,
+                margin: float, psi_threshold: float, min_sample: int) -> str:
+    if n < min_sample or ref_n < min_sample or default_increase is None or psi_value is None:
+        return "insufficient_data"
+    if default_increase > margin or psi_value > psi_threshold:
+        return "breach"
+    if default_increase > margin / 2 or psi_value >= 0.1:
+        return "warn"
+    return "ok"
+
+
+def feature_health(*, start: datetime, end: datetime, segment_feature: str | None = None,
+                   include_overall: bool = True) -> list[dict]:
+    """Items of GET /api/v1/features/health: per monitored feature and segment value (and all
+    traffic, segment null)."""
+    margin, psi_threshold, min_sample = _thresholds()
+    reference = reference_window(start=start, end=end)
+    feature_sets = []
+    if include_overall or not segment_feature:
+        feature_sets.append(None)
+    if segment_feature:
+        feature_sets.append(segment_feature)
+    items = []
+    for seg in feature_sets:
+        current = feature_counts(start=start, end=end, segment_feature=seg)
+        previous = feature_counts(start=reference["from"], end=reference["to"], segment_feature=seg) if reference else {}
+        for (feature, value) in sorted(set(current) | set(previous)):
+            now_counts = current.get((feature, value)) or {"n": 0, "defaults": 0, "nulls": 0, "out_of_range": 0, "bins": {}}
+            ref_counts = previous.get((feature, value)) or {"n": 0, "defaults": 0, "nulls": 0, "out_of_range": 0, "bins": {}}
+            n, ref_n = now_counts["n"], ref_counts["n"]
+            default_share = now_counts["defaults"] / n if n else None
+            ref_default_share = ref_counts["defaults"] / ref_n if ref_n else None
+            increase = default_share - ref_default_share if default_share is not None and ref_default_share is not None else None
+            psi_value = stats.psi(now_counts["bins"], ref_counts["bins"])
+            items.append({
+                "feature": feature,
+                "segment": {"feature": seg, "value": value} if seg else None,
+                "default_share": default_share,
+                "null_share": now_counts["nulls"] / n if n else None,
+                "out_of_range_share": now_counts["out_of_range"] / n if n else None,
+                "reference_default_share": ref_default_share,
+                "default_share_increase": increase,
+                "psi": psi_value,
+                "psi_band": stats.psi_band(psi_value),
+                "status": item_status(n=n, ref_n=ref_n, default_increase=increase, psi_value=psi_value,
+                                      margin=margin, psi_threshold=psi_threshold, min_sample=min_sample),
+                "n": n,
+                "reference_n": ref_n,
+            })
+    return items
+
+
+def feature_health_document(*, start: datetime, end: datetime, segment_feature: str | None = None) -> dict:
+    reference = reference_window(start=start, end=end)
+    margin, psi_threshold, min_sample = _thresholds()
+    return {
+        "from": start.isoformat(), "to": end.isoformat(),
+        "reference": {"kind": reference["kind"], "from": reference["from"].isoformat(), "to": reference["to"].isoformat()}
+        if reference else None,
+        "method": {"unit": "orders, features of their first decision",
+                   "breach": f"default share up by more than {margin:.3f} vs reference, or PSI > {psi_threshold}",
+                   "psi_bands": "< 0.1 stable, 0.1-0.25 moderate, > 0.25 major", "min_sample": min_sample},
+        "features": feature_health(start=start, end=end, segment_feature=segment_feature),
+    }
