@@ -30,29 +30,43 @@ logger = logging.getLogger(__name__)
 TOPICS = ("kpis", "guardrails", "alerts", "policy", "signoffs", "incidents")
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
-# Long enough for every client of this process to pick up the same news, short enough that the
-# next (possibly identical-looking) announcement renders fresh data.
-_RENDER_TTL_S = 0.5
-_renders: dict[tuple, tuple[float, asyncio.Future]] = {}
+# A rendering is reused by every client of this process that handles the same news. News carries
+# a timestamp or version (KPI refreshes, guardrail statuses, policy, alerts, sign-offs), so it is
+# keyed by its payload for as long as the channel layer may still deliver it (its expiry); incident
+# news ({"incident_id", "kind"}) can repeat verbatim, so its renderings live only briefly.
+_RENDER_TTL_S = 30.0
+_REPEATABLE_TTL_S = 0.5
+_PANEL_MIN_INTERVAL_S = 1.0
+_renders: dict[tuple, tuple[float, asyncio.Future, float]] = {}
 
 
-async def _shared_render(key: tuple, produce):
+async def _shared_render(key: tuple, produce, *, ttl: float = _RENDER_TTL_S):
     """One rendering per key for every consumer of this process; others await the same result."""
     now = time.monotonic()
-    for stale in [k for k, (at, f) in _renders.items() if f.done() and now - at > _RENDER_TTL_S]:
+    for stale in [k for k, (at, f, keep) in _renders.items() if f.done() and now - at > keep]:
         _renders.pop(stale, None)
     entry = _renders.get(key)
     if entry is None:
         future = asyncio.get_running_loop().create_future()
-        _renders[key] = (now, future)
+        _renders[key] = (now, future, ttl)
         try:
             future.set_result(await produce())
-            _renders[key] = (time.monotonic(), future)  # the grace period runs from completion
+            _renders[key] = (time.monotonic(), future, ttl)  # the grace period runs from completion
         except Exception as exc:  # noqa: BLE001 - handed to every waiter, then raised there
             future.set_exception(exc)
             _renders.pop(key, None)
         return await future
     return await asyncio.shield(entry[1])
+
+
+def _ttl_for(message_key) -> float:
+    return _REPEATABLE_TTL_S if message_key and message_key[0] == "incidents" else _RENDER_TTL_S
+
+
+def _render_async(fn, **kwargs):
+    # Not thread-sensitive: renders of different pages run side by side in the thread pool and do
+    # not queue behind the HTTP requests that Daphne runs in its one sync thread.
+    return database_sync_to_async(fn, thread_sensitive=False)(**kwargs)
 
 
 def _dumps(value) -> str:
@@ -86,6 +100,9 @@ class WarRoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code):
+        task = getattr(self, "_panel_task", None)
+        if task is not None and not task.done():
+            task.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -108,8 +125,9 @@ class WarRoomConsumer(AsyncWebsocketConsumer):
         since = message.get("catch_up_since") or None
         if since:
             self.last_bucket = str(since)
-        await self._send_panels(("header", "guardrails", "summary", "segments", "features", "diagnosis", "feed",
-                                 "controls"), key=("catch-up", time.monotonic()))
+        from incidents.views.war_room import PANELS
+
+        await self._send_panels(PANELS, key=("catch-up", time.monotonic()))
         await self._send_points(key=None)
         await self.send(text_data=_dumps({"kind": "caught_up", "at": datetime.now(UTC)}))
 
@@ -119,23 +137,47 @@ class WarRoomConsumer(AsyncWebsocketConsumer):
         topic = event.get("topic", "")
         payload = event.get("payload") or {}
         message_key = (topic, _dumps(payload))
-        panels = PANELS_BY_TOPIC.get(topic, ())
-        if panels:
-            await self._send_panels(panels, key=message_key)
+        # Chart points first: they are cheap and they are what people watch move.
         if topic == "kpis":
             await self._send_points(key=message_key)
         if topic in ("policy", "alerts"):
             await self.send(text_data=_dumps({"kind": "annotation", "topic": topic, "payload": payload,
-                                              "at": payload.get("at") or payload.get("updated_at")
+                                              "at": payload.get("at") or payload.get("created_at")
                                               or datetime.now(UTC)}))
+        panels = PANELS_BY_TOPIC.get(topic, ())
+        if panels:
+            self._queue_panels(panels, message_key)
 
-    async def _send_panels(self, panels, *, key):
+    def _queue_panels(self, panels, message_key):
+        """Panels render in the background, coalesced: news that arrives while they render marks
+        them dirty once more, so a burst of KPI refreshes costs one more render, not a backlog."""
+        self._dirty_panels = getattr(self, "_dirty_panels", set()) | set(panels)
+        self._news_key = message_key
+        task = getattr(self, "_panel_task", None)
+        if task is None or task.done():
+            self._panel_task = asyncio.ensure_future(self._flush_panels())
+
+    async def _flush_panels(self):
+        from incidents.views.war_room import PANELS
+
+        while self._dirty_panels:
+            panels = tuple(name for name in PANELS if name in self._dirty_panels)
+            self._dirty_panels = set()
+            try:
+                await self._send_panels(panels, key=("news", self._news_key), ttl=_ttl_for(self._news_key))
+            except Exception:  # noqa: BLE001 - a failed render must not end the live connection
+                logger.exception("war room panel render failed")
+            # KPI refreshes come every second or so under load; the tables need not follow each one
+            # (the charts do), so what piles up meanwhile is rendered once, a moment later.
+            await asyncio.sleep(_PANEL_MIN_INTERVAL_S)
+
+    async def _send_panels(self, panels, *, key, ttl: float = _RENDER_TTL_S):
         from incidents.views.war_room import render_panels
 
         def produce():
-            return database_sync_to_async(render_panels)(state=self._state(), panels=panels, can_write=self.can_write)
+            return _render_async(render_panels, state=self._state(), panels=panels, can_write=self.can_write)
 
-        html = await _shared_render(("panels", key, tuple(panels), self._state_key()), produce)
+        html = await _shared_render(("panels", key, tuple(panels), self._state_key()), produce, ttl=ttl)
         await self.send(text_data=html)
 
     async def _send_points(self, *, key):
@@ -144,12 +186,13 @@ class WarRoomConsumer(AsyncWebsocketConsumer):
         since = _parse_time(self.last_bucket, "since") if self.last_bucket else None
 
         def produce():
-            return database_sync_to_async(series)(state=self._state(), since=since)
+            return _render_async(series, state=self._state(), since=since)
 
         if key is None:
             points = await produce()
         else:
-            points = await _shared_render(("points", key, self.last_bucket, self._state_key()), produce)
+            points = await _shared_render(("points", key, self.last_bucket, self._state_key()), produce,
+                                          ttl=_ttl_for(key))
         buckets = points.get("buckets") or []
         if buckets:
             last = buckets[-1]

@@ -178,13 +178,24 @@ def describe_policy(policy: dict | None) -> str:
     return "; ".join(parts)
 
 
+def _policy_text(payload: dict) -> str:
+    return (f"Policy v{payload.get('version')}: {payload.get('action') or 'change'} by "
+            f"{payload.get('actor') or 'unknown'} ({payload.get('reason') or 'no reason given'}). "
+            f"Now: {describe_policy(payload.get('policy'))}.")
+
+
+def _alert_text(payload: dict) -> str:
+    segment = payload.get("segment")
+    where = f" in {segment['feature']} = {segment['value']}" if segment else ""
+    return (f"Guardrail {payload.get('guardrail')} ({payload.get('metric')}{where}): {payload.get('status')}. "
+            f"{payload.get('evidence') or ''} Action: {payload.get('action') or 'none'}.").strip()
+
+
 def on_policy(payload: dict) -> None:
     """Subscriber of "policy": {"version", "policy", "action", "actor", "reason", "at"}."""
     version = payload.get("version")
     at = _parse_at(payload.get("at"))
-    action = payload.get("action") or "change"
-    text = (f"Policy v{version}: {action} by {payload.get('actor') or 'unknown'}"
-            f" ({payload.get('reason') or 'no reason given'}). Now: {describe_policy(payload.get('policy'))}.")
+    text = _policy_text(payload)
     rollout_key = payload.get("rollout") or DEFAULT_ROLLOUT
     with transaction.atomic():
         incident = _news_to_open_incident(rollout_key=rollout_key, topic="policy", source_key=f"policy:{version}",
@@ -198,10 +209,7 @@ def on_alert(payload: dict) -> None:
     """Subscriber of "alerts": a breach opens an incident or attaches to the open one."""
     alert_id = payload.get("alert_id")
     at = _parse_at(payload.get("at") or payload.get("created_at") or payload.get("since"))
-    segment = payload.get("segment")
-    where = f" in {segment['feature']} = {segment['value']}" if segment else ""
-    text = (f"Guardrail {payload.get('guardrail')} ({payload.get('metric')}{where}): {payload.get('status')}. "
-            f"{payload.get('evidence') or ''} Action: {payload.get('action') or 'none'}.").strip()
+    text = _alert_text(payload)
     rollout_key = payload.get("rollout") or DEFAULT_ROLLOUT
     source_key = f"alert:{alert_id}"
     with transaction.atomic():
@@ -310,6 +318,8 @@ def open_or_attach(*, rollout_key: str, alert: dict, at: datetime) -> tuple[Inci
                         text=f"Impact start estimated at {_iso(started)}: the last change that raised exposure "
                              f"({exposure_change.text[:200]}). Correct the times if the evidence says otherwise.")
                 _backfill(incident=incident, until=at)
+                catch_up(incident_id=incident.pk)
+                incident.refresh_from_db()
                 _seed_hypotheses(incident=incident)
                 _announce(incident.pk, "opened")
                 return incident, True
@@ -347,6 +357,49 @@ def _backfill(*, incident: Incident, until: datetime) -> None:
             _mark_mitigated(incident=incident, at=news.at)
             incident.refresh_from_db()
             _record_automatic_decision(incident=incident, news=news.data, at=news.at)
+
+
+def catch_up(*, incident_id: int) -> int:
+    """Put on the timeline what the record of the layers below holds for the incident's window but a
+    lost delivery (a subscriber that failed while PostgreSQL was away) never brought: policy
+    versions (rollout) and breach alerts (metrics). Same keys as the live path, so nothing lands
+    twice; returns how many entries were added."""
+    incident = Incident.objects.get(pk=incident_id)
+    since = incident.started_at - BACKFILL
+    until = incident.resolved_at or timezone.now()
+    added = 0
+    try:
+        from rollout.models import PolicyVersion
+    except ImportError:
+        PolicyVersion = None  # noqa: N806 - rollout not installed
+    if PolicyVersion is not None:
+        for row in PolicyVersion.objects.filter(updated_at__gte=since, updated_at__lte=until).order_by("version"):
+            payload = {"version": row.version, "policy": row.document(), "action": row.action, "actor": row.actor,
+                       "reason": row.reason, "at": _iso(row.updated_at)}
+            with transaction.atomic():
+                _record_news(topic="policy", source_key=f"policy:{row.version}", kind="policy_change",
+                             at=row.updated_at, text=_policy_text(payload), data=_json_safe(payload))
+                entry = add_timeline_entry(incident=incident, kind="policy_change", source="system", at=row.updated_at,
+                                           source_key=f"policy:{row.version}", text=_policy_text(payload),
+                                           data=_json_safe(payload))
+                if entry is not None:
+                    added += 1
+                    if is_containment(payload) and row.updated_at >= incident.started_at:
+                        _mark_mitigated(incident=incident, at=row.updated_at)
+                        incident.refresh_from_db()
+                        _record_automatic_decision(incident=incident, news=payload, at=row.updated_at)
+    try:
+        from metrics.models import Alert
+    except ImportError:
+        Alert = None  # noqa: N806 - metrics alerts not installed
+    if Alert is not None:
+        for alert in Alert.objects.select_related("guardrail").filter(created_at__gte=since, created_at__lte=until):
+            payload = alert.as_message()
+            if add_timeline_entry(incident=incident, kind="alert", source="system", at=alert.created_at,
+                                  source_key=f"alert:{alert.pk}", text=_alert_text(payload),
+                                  data=_json_safe(payload)) is not None:
+                added += 1
+    return added
 
 
 def describe_population(population: dict) -> str:
@@ -420,6 +473,7 @@ def open_incident_manually(*, actor, title: str, severity: str, started_at: date
             add_timeline_entry(incident=incident, kind="incident_opened", source=_actor_name(actor), at=now,
                                source_key="opened", text=f"{incident.reference} opened ({severity}): {title}")
             _backfill(incident=incident, until=now)
+            catch_up(incident_id=incident.pk)
     except IntegrityError as exc:
         raise Conflict("rollout", "an incident for this rollout is already open; work in that one") from exc
     _announce(incident.pk, "opened")

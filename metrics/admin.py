@@ -13,3 +13,37 @@ class FeatureDefinitionAdmin(admin.ModelAdmin):
 class ReasonCodeAdmin(admin.ModelAdmin):
     list_display = ("code", "support_text", "customer_text", "adverse_action_text", "owner", "updated_at")
     search_fields = ("code", "support_text")
+
+
+from metrics.models import Alert, Guardrail, GuardrailStatus  # noqa: E402
+
+
+@admin.register(Guardrail)
+class GuardrailAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "metric", "segment_feature", "direction", "margin", "threshold", "min_sample",
+                    "window_minutes", "maturity_minutes", "action", "severity", "enabled")
+    list_filter = ("kind", "action", "severity", "enabled")
+
+
+@admin.register(GuardrailStatus)
+class GuardrailStatusAdmin(admin.ModelAdmin):
+    list_display = ("guardrail", "metric", "seg_feature", "seg_value", "status", "value", "since", "evaluated_at")
+    list_filter = ("status", "guardrail")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("id", "guardrail", "metric", "seg_feature", "seg_value", "action", "episode_started_at", "created_at")
+    list_filter = ("guardrail", "action")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

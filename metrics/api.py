@@ -79,6 +79,8 @@ def parse_time(request, name: str, default):
         raise BadParameter(f"{name}: not an RFC 3339 date-time: {raw!r}")
     if value.tzinfo is None:
         raise BadParameter(f"{name}: needs a UTC offset (e.g. 2026-11-28T14:00:00Z)")
+    if not 2000 <= value.year <= 2999:
+        raise BadParameter(f"{name}: out of range (years 2000-2999)")
     return value
 
 

@@ -11,9 +11,11 @@ Methods (shown in every evidence sentence and in GET /api/v1/guardrails):
   guardrail x segment comparisons evaluated). The mSPRT p-value is valid at every look, so
   evaluating every few seconds does not inflate false alarms. Warn: the estimate is beyond the
   margin but not yet significant.
-- `limit` guardrails (treatment p95 latency, fallback rate): breach when the 95 % lower bound
-  (distribution-free order statistic for a percentile, Wilson for a rate) is above the
-  threshold; warn when the point estimate is above it (or above 80 % of it).
+- `limit` guardrails (treatment p95 latency, fallback rate): a service level on the last few
+  minutes of the newest policy version that has the minimum sample there (a spike that comes
+  with a ramp is not diluted by the previous stage's traffic): breach when the value is past the threshold on at least the minimum sample, warn from
+  80 % of it; the evidence carries the 95 % interval (distribution-free order statistic for a
+  percentile, Wilson for a rate).
 - `srm`: chi-square of the arm split of eligible orders against the policy version's expected
   treatment share (breach at p < 0.001), and buyers seen in both arms under one version
   (breach above 1 %).
@@ -105,12 +107,34 @@ class Context:
                                               segment_feature=segment_feature)
         return self._counts[key]
 
-    def histograms(self, minutes: int, segment_feature):
-        key = (minutes, segment_feature)
+    def histograms(self, minutes: int, segment_feature, policy_version: int | None = None):
+        key = (minutes, segment_feature, policy_version)
         if key not in self._hists:
             self._hists[key] = latency_histograms(start=self.now - timedelta(minutes=minutes), end=self.now,
-                                                  segment_feature=segment_feature)
+                                                  segment_feature=segment_feature, policy_version=policy_version)
         return self._hists[key]
+
+    def version_counts(self, minutes: int, segment_feature, policy_version: int):
+        key = (minutes, segment_feature, "v", policy_version)
+        if key not in self._counts:
+            self._counts[key] = cohort_counts(start=self.now - timedelta(minutes=minutes), end=self.now,
+                                              segment_feature=segment_feature, policy_version=policy_version)
+        return self._counts[key]
+
+
+def _limit_version(guardrail: Guardrail, ctx: Context) -> int | None:
+    """The newest policy version with the minimum sample of treatment in the window: a limit is
+    judged on the current stage alone, so a spike that comes with a ramp is not diluted by the
+    previous stage's traffic. None (all versions) when no version has enough on its own."""
+    for version in reversed(_versions_in_window(ctx.now - timedelta(minutes=guardrail.window_minutes), ctx.now)):
+        if guardrail.metric in PERCENTILE_BY_KEY:
+            n = sum((ctx.histograms(guardrail.window_minutes, None, version).get(("treatment", "")) or {}).values())
+        else:
+            n = (ctx.version_counts(guardrail.window_minutes, None, version).get(("treatment", "")) or _empty_counts())[
+                RATE_BY_KEY[guardrail.metric].denominator]
+        if n >= guardrail.min_sample:
+            return version
+    return None
 
 
 def _values(counts: dict, segment_feature) -> list[str]:
@@ -190,15 +214,19 @@ def evaluate_limit(guardrail: Guardrail, ctx: Context) -> list[Result]:
     results = []
     harmful_up = guardrail.direction == Guardrail.Direction.HIGHER_IS_WORSE
     threshold = guardrail.threshold
+    version = _limit_version(guardrail, ctx)
     for seg_feature in _segment_features(guardrail):
         if guardrail.metric in PERCENTILE_BY_KEY:
-            data = ctx.histograms(guardrail.window_minutes, seg_feature)
+            data = ctx.histograms(guardrail.window_minutes, seg_feature, version)
+        elif version is not None:
+            data = ctx.version_counts(guardrail.window_minutes, seg_feature, version)
         else:
             data = ctx.counts(guardrail.window_minutes, seg_feature)
         for value in _values(data, seg_feature):
             segment = (seg_feature, value) if seg_feature else None
             base = dict(guardrail=guardrail, metric=guardrail.metric, segment=segment, threshold=threshold)
-            where = f"{guardrail.metric} of treatment ({_segment_text(segment)}, last {guardrail.window_minutes} min)"
+            where = (f"{guardrail.metric} of treatment ({_segment_text(segment)}, last {guardrail.window_minutes} min, "
+                     f"{f'policy v{version}' if version is not None else 'all policy versions'})")
             if guardrail.metric in PERCENTILE_BY_KEY:
                 q = PERCENTILE_BY_KEY[guardrail.metric]
                 histogram = data.get(("treatment", value)) or {}
@@ -220,12 +248,14 @@ def evaluate_limit(guardrail: Guardrail, ctx: Context) -> list[Result]:
                                       evidence=f"{where}: {n} samples, below the minimum of {guardrail.min_sample}"))
                 continue
             low, high = band
+            # A limit is a service level: the window's value past the threshold (on at least the
+            # minimum sample) is a breach; the interval is shown to say how sure that is.
             if harmful_up:
-                status = "breach" if low > threshold else "warn" if estimate >= WARN_FRACTION * threshold else "ok"
-                rule = f"breach when the interval's lower bound exceeds {shown(threshold)}"
+                status = "breach" if estimate > threshold else "warn" if estimate >= WARN_FRACTION * threshold else "ok"
+                rule = f"breach when above {shown(threshold)} on at least {guardrail.min_sample} samples"
             else:
-                status = "breach" if high < threshold else "warn" if estimate <= threshold / WARN_FRACTION else "ok"
-                rule = f"breach when the interval's upper bound is below {shown(threshold)}"
+                status = "breach" if estimate < threshold else "warn" if estimate <= threshold / WARN_FRACTION else "ok"
+                rule = f"breach when below {shown(threshold)} on at least {guardrail.min_sample} samples"
             results.append(Result(
                 **base, status=status, value=estimate, min_sample_met=True,
                 evidence=f"{where}: {shown(estimate)}, 95% interval [{shown(low)}, {shown(high)}], n={n}; {method}; {rule} -> {status}",
@@ -470,7 +500,7 @@ def method_summary() -> dict:
     return {
         "delta": (f"one-sided mSPRT (normal mixture, tau = {TAU_MARGIN_MULTIPLE:g} x margin) on treatment - control beyond the margin; "
                   f"alpha {ALPHA} Bonferroni-corrected over the guardrail x segment comparisons; valid at every look"),
-        "limit": "95% lower bound (order statistic for percentiles, Wilson for rates) above the threshold",
+        "limit": "treatment value of the last minutes past the threshold on at least the minimum sample (warn from 80%)",
         "srm": f"chi-square of the arm split vs the policy's expected share, breach at p < {SRM_P}; "
                f"buyers in both arms above {BOTH_ARMS_MAX_SHARE:.0%}",
         "feature_health": "default share rise over the margin or PSI over the threshold vs the reference window",

@@ -124,9 +124,13 @@ def cohort_counts(*, start: datetime, end: datetime, segment_feature: str | None
 
 
 def latency_histograms(*, start: datetime, end: datetime, segment_feature: str | None = None,
-                       eligible_only: bool = True) -> dict[tuple[str, str], dict[int, int]]:
+                       eligible_only: bool = True, policy_version: int | None = None) -> dict[tuple[str, str], dict[int, int]]:
     where = "seg_feature = %s" + (" AND eligible" if eligible_only else "")
-    source, args = _union("metrics_rollup_latency", start, end, where, [segment_feature or ""])
+    params: list = [segment_feature or ""]
+    if policy_version is not None:
+        where += " AND policy_version = %s"
+        params.append(policy_version)
+    source, args = _union("metrics_rollup_latency", start, end, where, params)
     result: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT arm, seg_value, bin, sum(count) FROM ({source}) r GROUP BY 1, 2, 3 HAVING sum(count) > 0", args)
@@ -273,6 +277,7 @@ def _rate_band(rate: Rate, counts: dict) -> tuple[float | None, float | None, fl
         low, high = max(0.0, value - half), value + half
     else:
         low, high = stats.wilson_interval(counts[rate.numerator], counts[rate.denominator])
+    low, high = min(low, value), max(high, value)  # rounding at 0 and 1
     return value * rate.scale, low * rate.scale, high * rate.scale
 
 

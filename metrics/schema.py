@@ -147,7 +147,8 @@ def explain_errors(raw: bytes, now: datetime) -> list[str]:
         return ["event: not valid JSON"]
     if not isinstance(obj, dict):
         return ["event: must be a JSON object"]
-    struct = _STRUCT_BY_TYPE.get(obj.get("type"))
+    kind = obj.get("type")
+    struct = _STRUCT_BY_TYPE.get(kind) if isinstance(kind, str) else None  # a list/dict type is a 400, not a 500
     if struct is None:
         return ["type: required, one of 'decision', 'outcome'" if "type" not in obj
                 else f"type: must be 'decision' or 'outcome', got {obj.get('type')!r:.40}"]

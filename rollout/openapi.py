@@ -159,7 +159,9 @@ PATHS = {
             "description": "Scope `rollout:write`. Body: `{\"comment\": \"...\"}` (optional).",
             "requestBody": {"required": False, "content": {_json: {"schema": {"type": "object", "properties": {
                 "comment": {"type": "string"}}}}}},
-            "responses": {"200": _ramp_ok, "409": _refusal, **error_responses(400, 401, 403)},
+            "responses": {"200": _ramp_ok, "409": _refusal, **error_responses(400, 401, 403),
+                          "415": {"description": "Content-Type is not application/json",
+                                  "content": {_json: {"schema": _ref("Error")}}}},
         }
     },
     "/api/v1/rollout/ramp/advance": {
@@ -170,7 +172,9 @@ PATHS = {
             "requestBody": {"required": True, "content": {_json: {"schema": {"type": "object", "required": ["reason"],
                                                                                  "properties": {"reason": {"type": "string"}}}}}},
             "responses": {"200": _ok("The new policy", "Policy"), "400": _bad_input, "409": _refusal,
-                          **error_responses(401, 403, 429)},
+                          **error_responses(401, 403, 429),
+                          "415": {"description": "Content-Type is not application/json",
+                                  "content": {_json: {"schema": _ref("Error")}}}},
         }
     },
     "/api/v1/rollout/ramp/signoffs": {
@@ -183,7 +187,9 @@ PATHS = {
                 "policy or the plan is edited."),
             "requestBody": {"required": False, "content": {_json: {"schema": {"type": "object", "properties": {
                 "comment": {"type": "string"}, "stage": {"type": "integer"}}}}}},
-            "responses": {"200": _ramp_ok, "409": _refusal, **error_responses(400, 401, 403)},
+            "responses": {"200": _ramp_ok, "409": _refusal, **error_responses(400, 401, 403),
+                          "415": {"description": "Content-Type is not application/json",
+                                  "content": {_json: {"schema": _ref("Error")}}}},
         }
     },
 }

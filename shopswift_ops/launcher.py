@@ -131,6 +131,9 @@ def test(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         data_dir = _throwaway(stack, "shopswift-test-")
         env = _services(stack, data_dir, preferred_redis_port=None)
+        # Importing shopswift_ops (for embedded.py) set DJANGO_SETTINGS_MODULE through the Celery
+        # app; pytest must take the test settings named in pyproject.toml instead.
+        env.pop("DJANGO_SETTINGS_MODULE", None)
         return subprocess.run([PYTHON, "-m", "pytest", *args.rest], cwd=BASE_DIR, env=env).returncode
 
 

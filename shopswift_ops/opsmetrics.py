@@ -75,6 +75,19 @@ def _builtin_gauges() -> list[tuple[str, str, str, list[tuple[dict, float]]]]:
     out.append(("shopswift_kpi_refresh_lag_seconds", "gauge",
                 "Age of the oldest order queued for the KPI refresh (0 when nothing waits)", [({}, float(lag or 0.0))]))
     out.append(("shopswift_kpi_pending_orders", "gauge", "Orders queued for the KPI refresh", [({}, float(pending))]))
+    # Guardrail evaluations (tables of the metrics app, read by name: this module imports no app).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('metrics_guardrailstatus') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            cursor.execute("SELECT status, count(*), extract(epoch FROM now() - max(evaluated_at)) "
+                           "FROM metrics_guardrailstatus GROUP BY status")
+            rows = cursor.fetchall()
+            out.append(("shopswift_guardrail_statuses", "gauge", "Guardrail subjects by latest evaluated status",
+                        [({"status": status}, float(n)) for status, n, _ in rows]))
+            ages = [age for *_, age in rows if age is not None]
+            if ages:
+                out.append(("shopswift_guardrail_evaluation_age_seconds", "gauge",
+                            "Seconds since the most recent guardrail evaluation", [({}, float(min(ages)))]))
     from shopswift_ops import heartbeat
 
     try:

@@ -106,7 +106,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6390/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis blocks
+        # in BRPOP: an idle websocket's receive then times out and the consumer dies. Read longer.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1500, "expiry": 30},
     }
 }
 

@@ -101,7 +101,28 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+def _storage_unavailable() -> bool:
+    """handler500 runs inside Django's `except`: is the error being handled a database outage?"""
+    import sys
+
+    import psycopg
+    from django.db import InterfaceError, OperationalError
+
+    error = sys.exc_info()[1]
+    return isinstance(error, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError))
+
+
 def server_error(request):
+    """handler500. A database outage anywhere in a request (also before the view, e.g. the API
+    token look-up) is a 503 "retry later", never a 500: the client's retry then lands the batch."""
+    if _storage_unavailable():
+        if request.path.startswith("/api/"):
+            response = json_error(503, "storage unavailable: nothing of this request was stored; retry later")
+        else:
+            response = HttpResponse("The database is unavailable; try again in a few seconds.", status=503,
+                                    content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "2"
+        return response
     if request.path.startswith("/api/"):
         return json_error(500, "internal error; the request id in X-Request-Id identifies it in the logs")
     from django.views.defaults import server_error as default_server_error

@@ -61,9 +61,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+    @factory.post_generation
+    def password(self, create, extracted, **kwargs):
+        self.set_password(extracted or "correct horse battery staple")
+        if create:
+            self.save(update_fields=["password"])
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):

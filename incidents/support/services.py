@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -11,7 +12,7 @@ from incidents.support import selectors
 from incidents.support.models import DecisionLabel, Escalation, LookupLog, Note
 from metrics import explain
 from metrics.ingest import store_events
-from metrics.models import FeatureDefinition
+from metrics.models import FeatureDefinition, ReasonCode
 from metrics.pii import mask_email
 from metrics.schema import OutcomeEvent
 
@@ -56,17 +57,49 @@ def search(*, request, by: str, query: str) -> list[dict]:
 
 
 # -- one order ----------------------------------------------------------------------------------
+# Policy versions are immutable once written, so a version read once is kept for the process.
+_policy_versions: dict[int, dict] = {}
+# The feature registry and reason-code catalogue are a few admin-edited rows read by every order
+# page; an edit shows within this many seconds.
+REFERENCE_TTL_SECONDS = 10.0
+_reference_cache: dict[str, tuple[float, dict]] = {}
+
+
 def policy_document(version: int) -> dict | None:
     """The rollout policy document of a version, or None when the rollout app cannot tell."""
+    if version in _policy_versions:
+        return _policy_versions[version]
+    from rollout.services import policy_document as rollout_policy_document
+
     try:
-        from rollout.services import policy_document as rollout_policy_document
-    except ImportError:
-        return None
-    try:
-        return rollout_policy_document(version)
+        document = rollout_policy_document(version)
     except Exception:  # noqa: BLE001 - an unknown or unreadable version: show "unavailable"
         logger.info("policy version %s unavailable", version)
         return None
+    _policy_versions[version] = document
+    return document
+
+
+def _reference(name: str, load) -> dict:
+    now = time.monotonic()
+    cached = _reference_cache.get(name)
+    if cached is None or now - cached[0] > REFERENCE_TTL_SECONDS:
+        cached = (now, load())
+        _reference_cache[name] = cached
+    return cached[1]
+
+
+def feature_registry() -> dict:
+    return _reference("features", lambda: {f.name: f for f in FeatureDefinition.objects.all()})
+
+
+def reason_catalogue() -> dict:
+    return _reference("reasons", lambda: {r.code: r for r in ReasonCode.objects.all()})
+
+
+def forget_cached_reference_data() -> None:
+    _policy_versions.clear()
+    _reference_cache.clear()
 
 
 def incident_summary(incident) -> dict | None:
@@ -91,8 +124,8 @@ def order_view(*, order_id: str, request=None) -> dict:
         raise NotFound(order_id)
     outcomes = selectors.order_outcomes(order_id=order_id)
     final = decisions[-1]
-    registry = {f.name: f for f in FeatureDefinition.objects.all()}
-    catalogue = selectors.reason_catalogue({code for d in decisions for code in d.reason_codes or []})
+    registry = feature_registry()
+    catalogue = reason_catalogue()
     policies = {v: policy_document(v) for v in {d.policy_version for d in decisions}}
     incident = selectors.incident_for_decisions(decisions)
     incident_info = incident_summary(incident)

@@ -296,7 +296,12 @@ def _do_postmortem(request, incident_id):
                                              body=request.POST.get(key, ""))
 
 
+def _do_catch_up(request, incident_id):
+    services.catch_up(incident_id=incident_id)
+
+
 ACTIONS = {
+    "catch-up": (_do_catch_up, "timeline"),
     "note": (_do_note, "timeline"), "status": (_do_status, "header"), "severity": (_do_severity, "header"),
     "roles": (_do_roles, "header"), "times": (_do_times, "header"), "decision": (_do_decision, "decisions"),
     "hypothesis": (_do_hypothesis, "hypotheses"), "assess": (_do_assess, "hypotheses"),

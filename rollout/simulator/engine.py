@@ -198,7 +198,7 @@ class Simulation:
         service = params["service_median_ms"] * math.exp(params["service_sigma"] * rng.gauss(0.0, 1.0))
         utilisation = min(0.97, self.model_share * self.load / params["capacity_share"])
         wait = 0.0
-        if rng.random() < params["queue_probability"] * utilisation ** 2 * min(velocity, 6):
+        if rng.random() < params["queue_probability"] * utilisation ** 2 * min(velocity, 6) ** params["burst_exponent"]:
             wait = rng.expovariate(1.0) * params["queue_wait_ms"] * utilisation / (1.0 - utilisation)
         latency = service + wait
         for failure in self.failures.values():

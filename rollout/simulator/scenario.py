@@ -13,6 +13,18 @@ Step kinds (`do`), applied in file order once the scenario clock reaches `at_min
 - `inject`: `failure` = {"id", "kind", ..., optional "for_minutes"}; kinds and their fields in
   FAILURE_FIELDS. `clear`: `failure_id`.
 - `note`: `text` (printed in the progress output; changes nothing).
+
+Failure kinds (`inject`):
+- `feature_default`: `feature`, `value`, optional `segment` {"feature", "in"}: the feature store
+  serves `value` for that feature to matching buyers (both arms log what was served; only the
+  model reads it, the legacy rules read the orders database).
+- `latency_shift`: `add_ms`, `multiplier`: every scoring call is slower (treatment and shadow).
+- `threshold_shift`: `delta`, optional `segment`: serving applies thresholds shifted by `delta`
+  from the policy's (stale calibration).
+- `fraud_wave`: `fraud_rate`: the share of fraudulent attempts while it lasts.
+- `product_outage`: the product is unreachable from the simulator (live mode: no HTTP at all;
+  decisions go on with the last good policy, events queue and are delivered afterwards).
+A traffic surge (the +20% campaign) is `set_load` 1.2.
 """
 from __future__ import annotations
 
@@ -42,7 +54,7 @@ DEFAULT_WORLD = {
     # scoring latency: a lognormal service time plus a queueing wait that grows with the share of
     # ShopSwift's traffic the model serves (utilisation = served share x load / capacity)
     "latency": {"service_median_ms": 30.0, "service_sigma": 0.246, "capacity_share": 0.667,
-                "queue_probability": 0.2, "queue_wait_ms": 33.0},
+                "queue_probability": 0.14, "queue_wait_ms": 35.0, "burst_exponent": 1.5},
 }
 
 INITIAL_POLICY = {  # CONTRACT section 3: a new environment starts with version 1, mode off.

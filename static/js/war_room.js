@@ -148,10 +148,15 @@
     });
   }
 
+  var featureChartText = null;
+
   function drawFeatureHealth() {
     var el = document.getElementById("chart-feature_health");
+    var source = document.getElementById("wr-feature-chart");
+    if (!el || !window.Plotly || !source || source.textContent === featureChartText) return;  // unchanged: keep it
+    featureChartText = source.textContent;
     var data = readJson("wr-feature-chart");
-    if (!el || !window.Plotly || !data) return;
+    if (!data) return;
     var traces = [];
     Object.keys(data).forEach(function (feature) {
       var f = data[feature];

@@ -4,7 +4,7 @@
 
 The simulator's events go through the real pipeline (ingest -> refresh -> guardrail
 evaluation), with the evaluation clock following the simulated time: the pipeline is run every
-5 simulated seconds (~105 orders). The figure is the number of orders decided after the ramp
+5 simulated seconds (~105 orders) for 5 minutes, then every 15 s. The figure is the number of orders decided after the ramp
 until the first breach, converted to minutes at ShopSwift's rate (21 orders/s), so it holds at
 any simulator speed and the evaluation cadence is not the bottleneck.
 """
@@ -40,11 +40,10 @@ def run():
     from metrics.rollups import refresh
     from rollout.simulator import generate
 
-    # The simulator keeps its own policy versions (it runs without the product here): v1 off,
-    # v2 the 10% stage, v3 the 50% stage. The product's rollout app would answer these.
-    stages = {1: ("off", 0.0), 2: ("active", 10.0), 3: ("active", 50.0)}
-    population.set_policy_provider(lambda v: {"version": v, "mode": stages[v][0], "traffic_pct": stages[v][1],
-                                              "segment_overrides": []} if v in stages else None)
+    # The simulator numbers its own policy versions here (no product attached), which the
+    # rollout app's provider does not know: no provider, so no order is excluded (the scenario
+    # has no override) and the sample-ratio check reports insufficient data.
+    population.set_policy_provider(None)
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE metrics_pending_order")
@@ -65,7 +64,8 @@ def run():
     index, clock, evaluations, eval_seconds = 0, ramp_at, 0, 0.0
     end = ramp_at + timedelta(minutes=POST_RAMP_MINUTES)
     while clock < end and len(found) < len(targets):
-        clock += timedelta(seconds=STEP_SECONDS)
+        # every 5 s for the first 5 minutes (the 2-minute targets), then every 15 s
+        clock += timedelta(seconds=STEP_SECONDS if clock - ramp_at < timedelta(minutes=5) else 3 * STEP_SECONDS)
         chunk = []
         while index < len(post) and _parse(post[index]["occurred_at"]) < clock:
             chunk.append(post[index])

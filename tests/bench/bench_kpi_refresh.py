@@ -109,6 +109,11 @@ def run():
         load_small = time.perf_counter() - began
     folds_small = [_fold_new(f"k1m{i}x{int(time.time())}") for i in range(REPEATS)]
     read_small = _read_p95()
+    fold_small = statistics.median(folds_small)
+    yield {"name": "kpi_refresh.fold_10k_events_1M_stored", "value": round(fold_small, 3), "unit": "s",
+           "runs": [round(x, 3) for x in folds_small], "history_load_s": round(load_small, 1)}
+    yield {"name": "kpi_refresh.read_24h_by_arm_signup_method_p95_1M_stored", "value": round(read_small * 1000, 1),
+           "unit": "ms", "target": 100, "passed": read_small < 0.1}
     with connection.cursor() as cursor:
         began = time.perf_counter()
         _history(cursor, a=1, b=large - small, t0=t0)
@@ -116,12 +121,10 @@ def run():
         cursor.execute("ANALYZE")
     folds_large = [_fold_new(f"k10m{i}x{int(time.time())}") for i in range(REPEATS)]
     read_large = _read_p95()
-    fold_small, fold_large = statistics.median(folds_small), statistics.median(folds_large)
-    yield {"name": "kpi_refresh.fold_10k_events_1M_stored", "value": round(fold_small, 3), "unit": "s",
-           "runs": [round(x, 3) for x in folds_small], "history_load_s": round(load_small, 1)}
+    fold_large = statistics.median(folds_large)
     yield {"name": "kpi_refresh.fold_10k_events_10M_stored", "value": round(fold_large, 3), "unit": "s",
            "runs": [round(x, 3) for x in folds_large], "history_load_s": round(load_large, 1)}
     yield {"name": "kpi_refresh.ratio_10M_vs_1M", "value": round(fold_large / fold_small, 3), "unit": "ratio",
            "target": 1.3, "passed": fold_large / fold_small <= 1.3}
     yield {"name": "kpi_refresh.read_24h_by_arm_signup_method_p95", "value": round(read_large * 1000, 1), "unit": "ms",
-           "target": 100, "passed": read_large < 0.1, "with_1M_stored_ms": round(read_small * 1000, 1)}
+           "target": 100, "passed": read_large < 0.1}

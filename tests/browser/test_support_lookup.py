@@ -7,7 +7,7 @@ from django.db import connection
 
 from metrics.ingest import ingest_body
 from tests.factories import UserFactory, iso, outcome_event
-from tests.incidents.support_fixtures import make_incident, social_login_decline
+from tests.incidents.support_fixtures import _fresh_reference_cache, make_incident, social_login_decline  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -65,3 +65,14 @@ def earlier_order(buyer_id: str, *, days_ago: float, account_age_days=700, compl
     if completed:
         events.append(outcome_event(decision["order_id"], occurred_at=iso(moment + timedelta(minutes=1))))
     return events
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reference_cache():
+    # Policy versions, registry and catalogue are cached per process; each test starts afresh
+    # (its database rolls back; the cache must not outlive it).
+    from incidents.support.services import forget_cached_reference_data
+
+    forget_cached_reference_data()
+    yield
+    forget_cached_reference_data()

@@ -10,7 +10,8 @@ from metrics.models import Outcome
 from metrics.pii import email_hash
 from rollout import services as rollout_services
 from tests.factories import decision_event, iso, outcome_event
-from tests.incidents.support_fixtures import earlier_order, make_incident, social_login_decline, store  # noqa: F401
+from tests.incidents.support_fixtures import (  # noqa: F401
+    _fresh_reference_cache, earlier_order, make_incident, social_login_decline, store)
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.test import AsyncClient
 
 from incidents.support.models import LookupLog
 from tests.factories import decision_event, iso, outcome_event
-from tests.incidents.support_fixtures import make_incident, social_login_decline, store  # noqa: F401
+from tests.incidents.support_fixtures import _fresh_reference_cache, make_incident, social_login_decline, store  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

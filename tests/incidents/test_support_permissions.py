@@ -5,7 +5,7 @@ import pytest
 
 from incidents.support.models import DecisionLabel
 from tests.factories import decision_event
-from tests.incidents.support_fixtures import store  # noqa: F401
+from tests.incidents.support_fixtures import _fresh_reference_cache, store  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

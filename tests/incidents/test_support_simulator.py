@@ -12,7 +12,7 @@ from metrics.ingest import ingest_body
 from metrics.models import Decision
 from rollout.simulator.generator import generate
 from rollout.simulator.scenario import SCENARIO_DIR, parse_scenario
-from tests.incidents.support_fixtures import make_incident
+from tests.incidents.support_fixtures import _fresh_reference_cache, make_incident  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 SOCIAL = ("social_google", "social_apple")

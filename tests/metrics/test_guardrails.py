@@ -140,3 +140,23 @@ def test_buyers_in_both_arms_breach(fold, now):
     evaluate(now=now)
     item = _status(latest_statuses(), "sample-ratio", "buyers_in_both_arms:v2", None)
     assert item["status"] == "breach"
+
+
+def test_a_breach_fires_its_rollout_action_once(fold, now, django_capture_on_commit_callbacks):
+    """The rollout app subscribes to "alerts" (RolloutConfig.ready); a persisting breach and a
+    repeated delivery still make one action."""
+    from rollout.models import GuardrailActionRecord
+
+    rng = random.Random(8)
+    start = now - timedelta(minutes=30)
+    store(cohort_events(rng, n=1500, arm="control", start=start, minutes=29, conversion=0.72)
+          + cohort_events(rng, n=1500, arm="treatment", start=start, minutes=29, conversion=0.60))
+    fold()
+    for offset in (0, 3, 6):
+        with django_capture_on_commit_callbacks(execute=True):
+            evaluate(now=now + timedelta(seconds=offset))
+    alert = Alert.objects.get(guardrail__name="conversion", seg_feature="")
+    records = GuardrailActionRecord.objects.filter(alert_id=alert.pk)
+    assert records.count() == 1
+    live._deliver("alerts", alert.as_message())  # a second delivery of the same alert
+    assert GuardrailActionRecord.objects.filter(alert_id=alert.pk).count() == 1

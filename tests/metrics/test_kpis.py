@@ -136,3 +136,25 @@ def test_segment_override_orders_are_left_out_of_the_population(fold, now):
     document = cohort_kpis(start=now - timedelta(minutes=5), end=now)
     assert _cohort(document, "control")["orders"]["value"] == 1
     assert "eligible" in document["population"]
+
+
+def test_timeseries_buckets_add_up_to_the_window(fold, now):
+    from metrics.kpis import TIMESERIES_METRICS, kpi_timeseries
+
+    start = now - timedelta(minutes=20)
+    store(random_traffic(random.Random(13), orders=200, start=start, minutes=20))
+    fold()
+    series = kpi_timeseries(start=start, end=now, bucket_seconds=300)
+    assert len(series["buckets"]) == 4
+    document = cohort_kpis(start=start, end=now)
+    for arm in ("control", "treatment"):
+        assert sum(series["arms"][arm]["orders"]) == _cohort(document, arm)["orders"]["value"]
+        for key in TIMESERIES_METRICS:
+            band = series["arms"][arm][key]
+            assert len(band["value"]) == len(band["lo"]) == len(band["hi"]) == 4
+            for value, low, high in zip(band["value"], band["lo"], band["hi"]):
+                if value is not None:
+                    assert low <= value <= high
+    email = kpi_timeseries(start=start, end=now, bucket_seconds=600, segment={"feature": "signup_method", "value": "email"})
+    emails = _cohort(cohort_kpis(start=start, end=now, segment_feature="signup_method"), "control", "email")
+    assert sum(email["arms"]["control"]["orders"]) == emails["orders"]["value"]

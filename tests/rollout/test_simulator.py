@@ -150,6 +150,7 @@ def test_seed_incident_reproduces_the_incident_figures():
     assert ticket_rate["treatment"] / ticket_rate["control"] == pytest.approx(1.35, abs=0.2)
     fraud_loss = {arm: stats[arm]["fraud_gmv"] / stats[arm]["gmv"] for arm in stats}
     assert fraud_loss["treatment"] - fraud_loss["control"] == pytest.approx(0.0008, abs=0.005)
+    assert fraud_loss["treatment"] > fraud_loss["control"]  # worse instead of better
     assert p95(healthy_latency["treatment"]) == pytest.approx(45, abs=6)
     assert p95(latency["treatment"]) == pytest.approx(120, abs=15)
     assert treatment["timed_out"] / treatment["orders"] > 0.03

@@ -209,3 +209,28 @@ def test_retention_runs_from_beat():
         retention.drop_old_partitions.apply()
     assert not any(day < today - timedelta(days=200) for _, day in existing_partitions())
     assert isinstance(retention.cutoff_for(days=120, today=date(2026, 11, 28)), date)
+
+
+def test_api_paths_that_match_no_route_answer_json_404(client):
+    response = client.get("/api/v1/incidents/-1")
+    assert response.status_code == 404 and response.json() == {"detail": "not found"}
+    assert client.get("/no-such-page/").status_code == 404
+
+
+def test_a_database_outage_is_a_503_with_retry_after_not_a_500(rf):
+    """handler500 runs inside Django's `except` block; a database error there means 'retry'."""
+    from django.db import OperationalError
+
+    from shopswift_ops.views import server_error
+
+    try:
+        raise OperationalError("connection refused")
+    except OperationalError:
+        api = server_error(rf.get("/api/v1/events"))
+        page = server_error(rf.get("/war-room/"))
+    assert api.status_code == 503 and api["Retry-After"] == "2" and "retry later" in api.content.decode()
+    assert page.status_code == 503
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        assert server_error(rf.get("/api/v1/events")).status_code == 500
