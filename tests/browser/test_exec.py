@@ -1,5 +1,4 @@
 """The executive summary in a real browser: readable without JavaScript, printable."""
-import os
 from datetime import timedelta
 
 import pytest
@@ -10,8 +9,6 @@ from django.utils import timezone
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -31,16 +28,6 @@ def leadership_cookie(live_server):
             "url": live_server.url}, incident
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done before.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_exec_page_reads_without_javascript_and_prints(live_server, leadership_cookie, browser):

@@ -1,5 +1,4 @@
 """Support look-up in a real browser: log in, search, open the order, read why it was declined."""
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +9,6 @@ from tests.factories import UserFactory, iso, outcome_event
 from tests.incidents.support_fixtures import _fresh_reference_cache, make_incident, social_login_decline  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PASSWORD = "correct horse battery staple"
 
 
@@ -46,16 +43,6 @@ def world(live_server):
         cursor.execute("DELETE FROM metrics_pending_order WHERE order_id LIKE 'o-brw-%%'")
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done before.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_search_to_order_page(live_server, world, browser):

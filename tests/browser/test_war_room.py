@@ -5,9 +5,7 @@ kill it and start it again: that is how the reconnect test drops every websocket
 """
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +18,13 @@ from django.db import connection
 from django.test import Client
 
 from tests.factories import UserFactory, decision_event, iso, outcome_event, token_for
+from shopswift_ops.embedded import free_port as _free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_PREFIX = "wrb-"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class DaphneServer:
@@ -81,16 +74,6 @@ def daphne(django_db_setup, django_db_blocker):
     server.kill()
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; ORM calls in the test are plain sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The live simulator against a real product server (Daphne in a subprocess, on the test database)."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,15 +16,12 @@ from django.urls import Resolver404, resolve
 from rollout.simulator import load_scenario, parse_scenario
 from rollout.simulator.live import LiveRunner
 from tests.factories import token_for
+from shopswift_ops.embedded import free_port as _free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Product:
