@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if (BASE_DIR / "rollout" / "management" / "commands" / "simulate.py").exists() and not args.no_simulator:
             processes["simulator"] = [PYTHON, "manage.py", "simulate", "--scenario", args.scenario, "--speed", str(args.speed),
                                       "--url", f"http://127.0.0.1:{port}", "--token-file", str(data_dir / "demo-token"),
-                                      "--backfill-hours", "2", "--quiet"]
+                                      "--backfill-hours", "2", "--backfill-scenario", "baseline", "--quiet"]
         children: list[tuple[str, subprocess.Popen]] = []
         stack.callback(_stop_children, children)
         for name, command in processes.items():

@@ -43,6 +43,9 @@ class Command(BaseCommand):
         parser.add_argument("--backfill", type=float, metavar="DAYS", help="write DAYS of history ending now, then exit")
         parser.add_argument("--backfill-hours", type=float, metavar="HOURS",
                             help="write HOURS of history ending now (skipping time already stored), then go live if --url")
+        parser.add_argument("--backfill-scenario", metavar="NAME",
+                            help="scenario of the backfilled history (default: --scenario); `make run` uses baseline "
+                                 "so that the live story starts from healthy history")
         parser.add_argument("--jobs", type=int, default=0,
                             help="backfill processes (default: one per CPU for spans over 6 hours, else 1)")
         parser.add_argument("--quiet", action="store_true", help="one progress line every few seconds")
@@ -58,7 +61,11 @@ class Command(BaseCommand):
         elif options["backfill_hours"] is not None:
             hours = options["backfill_hours"]
         if hours:
-            self._backfill(scenario, hours, options, skip_stored=options["backfill"] is None)
+            try:
+                history = load_scenario(options["backfill_scenario"]) if options["backfill_scenario"] else scenario
+            except ScenarioError as exc:
+                raise CommandError(str(exc)) from None
+            self._backfill(history, hours, options, skip_stored=options["backfill"] is None)
         if options["backfill"] is not None or not options["url"]:
             if hours is None:
                 raise CommandError("give --url (live mode) or --backfill DAYS / --backfill-hours HOURS")
