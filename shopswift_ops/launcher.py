@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(_stop_children, children)
         for name, command in processes.items():
             children.append((name, subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)))
-        _wait_for_http(f"http://127.0.0.1:{port}/healthz", children)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}/healthz", process=dict(children)["web"])
+        except NotServing as exc:
+            raise SystemExit(str(exc)) from None
         print(f"\nShopSwift Ops is up: http://127.0.0.1:{port}/\n", flush=True)
         print((data_dir / "demo-logins.txt").read_text(), flush=True)
         print("Ctrl-C stops everything; data stays in", data_dir, flush=True)
@@ -104,21 +107,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_http(url: str, children, timeout: float = 60) -> None:
+class NotServing(RuntimeError):
+    pass
+
+
+def wait_until_serving(url: str, *, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail early if `process` (the server) has exited.
+    `make run`, the tests and the benchmarks that start a Daphne all wait through this."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for name, proc in children:
-            if proc.poll() is not None and name == "web":
-                raise SystemExit(f"the web server exited with code {proc.returncode}")
+        if process is not None and process.poll() is not None:
+            raise NotServing(f"the server for {url} exited with code {process.returncode}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
+    raise NotServing(f"{url} did not answer within {timeout:.0f}s")
 
 
 def _throwaway(stack: ExitStack, prefix: str) -> Path:

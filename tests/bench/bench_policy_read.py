@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from shopswift_ops.embedded import free_port as _free_port
+from shopswift_ops.launcher import NotServing, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CONCURRENCY = 8
@@ -47,20 +48,13 @@ def _start_daphne(port: int, *, fastpath: bool, app: str = "shopswift_ops.asgi:a
     process = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port), app],
                                cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    import httpx
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with code {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("daphne did not answer /healthz within 60 s")
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/healthz", process=process)
+    except NotServing:
+        process.terminate()
+        raise
+    return process
 
 
 def _stop(process: subprocess.Popen) -> None:

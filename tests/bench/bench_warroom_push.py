@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 from shopswift_ops.embedded import free_port
+from shopswift_ops.launcher import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -55,16 +56,9 @@ class Stack:
 
     def start_web(self):
         bin_dir = Path(sys.executable).parent
-        self.spawn("daphne", [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-                              "shopswift_ops.asgi:application"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start; see .data/bench-logs")
+        web = self.spawn("daphne", [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+                                    "shopswift_ops.asgi:application"])
+        wait_until_serving(f"{self.url}/healthz", process=web)
 
     def start_worker(self):
         bin_dir = Path(sys.executable).parent

@@ -19,6 +19,7 @@ from django.test import Client
 
 from tests.factories import UserFactory, decision_event, iso, outcome_event, token_for
 from shopswift_ops.embedded import free_port as _free_port
+from shopswift_ops.launcher import NotServing, wait_until_serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,17 +46,10 @@ class DaphneServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "shopswift_ops.asgi:application"],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited; see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer within 60 s; see {self.log}")
+        try:
+            wait_until_serving(f"{self.url}/healthz", process=self.process)
+        except NotServing as exc:
+            raise RuntimeError(f"{exc}; see {self.log}") from None
 
     def kill(self):
         """A crash, not a graceful stop: the browser sees its websocket drop (1006)."""

@@ -10,8 +10,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from shopswift_ops.embedded import free_port
+from shopswift_ops.launcher import NotServing, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -96,17 +96,10 @@ def start_beat(env: dict[str, str], log_dir: Path, *, name: str = "beat") -> Pro
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout}s:\n{proc.log_tail()}")
+    try:
+        wait_until_serving(url, process=proc.popen, timeout=timeout)
+    except NotServing as exc:
+        raise RuntimeError(f"{exc}:\n{proc.log_tail()}") from None
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -17,6 +17,7 @@ from rollout.simulator import load_scenario, parse_scenario
 from rollout.simulator.live import LiveRunner
 from tests.factories import token_for
 from shopswift_ops.embedded import free_port as _free_port
+from shopswift_ops.launcher import wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,14 +42,7 @@ class Product:
             [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
              "shopswift_ops.asgi:application"], cwd=BASE_DIR, env=self.env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start")
+        wait_until_serving(f"{self.url}/healthz", process=self.process)
 
     def stop(self):
         if self.process and self.process.poll() is None:
