@@ -20,31 +20,6 @@ from tests.metrics.conftest import random_traffic, store
 from tests.metrics.reference import raw_counts
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-EXTRA_TABLES = ("metrics_decision", "metrics_outcome", "metrics_event_key", "metrics_pending_order", "metrics_order_fact",
-                "metrics_rollup_minute", "metrics_rollup_hour", "metrics_rollup_latency_minute",
-                "metrics_rollup_latency_hour", "metrics_rollup_feature_minute", "metrics_rollup_feature_hour",
-                "metrics_buyer_arm")
-
-
-@pytest.fixture
-def clean_event_tables():
-    # Transactional tests commit, and Django's flush after another transactional test may have
-    # emptied the seeded registry and guardrails: seed again (idempotent), and empty the raw-SQL
-    # tables afterwards (Django's flush does not know them).
-    import importlib
-
-    from django.apps import apps
-
-    importlib.import_module("metrics.migrations.0003_seed_registry").seed(apps, None)
-    importlib.import_module("metrics.migrations.0006_default_guardrails").seed(apps, None)
-    importlib.import_module("metrics.migrations.0007_guardrail_maturity").tune_defaults(apps, None)
-    with connection.cursor() as cursor:  # other transactional tests leave raw events behind
-        cursor.execute(f"TRUNCATE {', '.join(EXTRA_TABLES)}")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(EXTRA_TABLES)}")
-
-
 def _orders(document, arm):
     return next(c for c in document["cohorts"] if c["arm"] == arm and c["segment"] is None)["metrics"]["orders"]["value"]
 
