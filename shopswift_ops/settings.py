@@ -178,6 +178,9 @@ X_FRAME_OPTIONS = "DENY"
 # view, not Django, answers 413 with the contract's JSON body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024 + 1024
 EVENTS_MAX_BYTES = 8 * 1024 * 1024
+# An event batch (up to EVENTS_MAX_BYTES) is read into memory, not rolled over to a temporary
+# file half-way (Django's ASGI handler spools bodies past this size to disk).
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 EVENTS_MAX_COUNT = 5000
 
 # Per-token rate limits (requests per second, burst); Redis-backed, fail open when Redis is down

@@ -9,3 +9,10 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# Two checkouts (git worktrees) testing against one shared PostgreSQL must not drop each other's
+# test database: name it after the checkout.
+import hashlib  # noqa: E402
+
+DATABASES["default"].setdefault("TEST", {})["NAME"] = (  # noqa: F405
+    "test_shopswift_" + hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8])  # noqa: F405
