@@ -14,13 +14,14 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from shopswift_ops.embedded import free_port as _free_port
 from shopswift_ops.launcher import NotServing, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-CONCURRENCY = 8
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 WARMUP_S = 1.5
 MEASURE_S = 6.0
 PATH = "/api/v1/rollout/policy"
@@ -45,7 +46,9 @@ def _start_daphne(port: int, *, fastpath: bool, app: str = "shopswift_ops.asgi:a
     env["DJANGO_SETTINGS_MODULE"] = "shopswift_ops.settings"
     env["ROLLOUT_POLICY_FASTPATH"] = "true" if fastpath else "false"
     daphne = Path(sys.executable).parent / "daphne"
-    process = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port), app],
+    # With an access log, as `make run` starts Daphne (a line per request is part of the cost).
+    access_log = Path(tempfile.gettempdir()) / f"bench-policy-read-access-{port}.log"
+    process = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port), "--access-log", str(access_log), app],
                                cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
 

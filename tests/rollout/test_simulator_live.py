@@ -84,7 +84,10 @@ def test_an_outage_of_the_product_loses_no_event(product):
     assert runner.sender.rejected == 0
     decisions, outcomes, distinct = stored_counts()
     assert decisions == distinct  # nothing stored twice
-    assert decisions + outcomes == runner.sender.sent - runner.sender.duplicates
+    # A batch stored just before the product went down may lose its answer: its resend then
+    # counts as duplicates. Either way every event sent is stored exactly once.
+    assert decisions + outcomes == runner.sender.sent
+    assert runner.sender.accepted == runner.sender.sent - runner.sender.duplicates
     assert decisions >= runner.orders  # every checkout's decision is there (plus manual approvals)
 
 
