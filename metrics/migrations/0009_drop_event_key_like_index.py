@@ -7,7 +7,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("metrics", "0007_guardrail_maturity")]
+    dependencies = [("metrics", "0008_detection_speed")]
 
     operations = [
         migrations.RunSQL(
