@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from metrics import stats
-from metrics.feature_health import _thresholds, feature_health, reference_window
+from metrics.feature_health import _thresholds, feature_health, reference_window, rule_text
 from metrics.kpis import (PERCENTILES, _empty_counts, cohort_counts, kpi_timeseries, latency_histograms,
                           segment_value_text)
 from metrics.models import FeatureDefinition
@@ -33,7 +33,7 @@ def _iso(moment):
 
 
 def feature_drift(*, start: datetime, end: datetime) -> dict:
-    margin, psi_threshold, _ = _thresholds()
+    margin, psi_threshold, min_sample = _thresholds()
     items = []
     for seg in [None, *FeatureDefinition.objects.filter(segment_dimension=True).values_list("name", flat=True)]:
         items += feature_health(start=start, end=end, segment_feature=seg, include_overall=seg is None)
@@ -43,7 +43,7 @@ def feature_drift(*, start: datetime, end: datetime) -> dict:
         item["since"] = _drift_since(item, start=start, end=end, margin=margin)
     reference = reference_window(start=start, end=end)
     return {"reference": {"kind": reference["kind"], "from": _iso(reference["from"]), "to": _iso(reference["to"])} if reference else None,
-            "rule": f"default share up by more than {margin * 100:.1f} pp, or PSI > {psi_threshold}",
+            "rule": rule_text(margin=margin, psi_threshold=psi_threshold, min_sample=min_sample),
             "moved": moved, "checked": len(items)}
 
 

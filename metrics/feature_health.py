@@ -8,6 +8,20 @@ features of its first decision). The reference is, in order of preference:
 3. `early_baseline`: the first hour of data, when it ends before the window starts (a fresh
    demo database has no week-earlier data).
 The answer says which reference was used.
+
+Status of one feature and segment value (`item_status`), the rule in one place for the API and
+the feature-health guardrail:
+- breach when the default share rose by more than the margin *with confidence*: the one-sided
+  lower bound (Newcombe hybrid score, alpha RISE_ALPHA) of (share now - reference share) is above
+  the margin. A rise of 5 pp is decisive on a few hundred orders when the reference is stable,
+  and noise never breaches: on a small segment a chance rise past the margin is not enough;
+- or when PSI is above its threshold and judged: only once PSI's chance level (what it is when
+  nothing changed, (bins - 1)(1/n + 1/n_ref)) is at most a fifth of the threshold, so a small
+  sample's noisy histogram does not pass for drift;
+- warn when the estimate alone is past half the margin, or PSI is moderate (>= 0.1) and judged;
+- insufficient_data below the minimum sample (current or reference) or without a reference.
+Which of several breaching segments is the cause (and which merely contain its orders) is
+decided by the guardrail (`metrics.guardrails.evaluate_feature_health`).
 """
 from __future__ import annotations
 
@@ -24,6 +38,11 @@ from metrics.kpis import _union
 DEFAULT_SHARE_MARGIN = 0.05
 PSI_THRESHOLD = 0.25
 MIN_SAMPLE = 100
+# One-sided level of the default-share rise test per feature and segment value and look:
+# 0.05 Bonferroni-divided over up to 100 feature x segment items. The margin sits inside the null
+# hypothesis (rise <= margin), which is what keeps repeated looks at a stable feature quiet.
+RISE_ALPHA = 0.0005
+PSI_CHANCE_FRACTION = 0.2
 EARLY_BASELINE = timedelta(hours=1)
 
 
@@ -80,15 +99,59 @@ def _thresholds() -> tuple[float, float, int]:
     return guardrail.margin, guardrail.threshold if guardrail.threshold is not None else PSI_THRESHOLD, guardrail.min_sample
 
 
-def item_status(*, n: int, ref_n: int, default_increase: float | None, psi_value: float | None,
-                margin: float, psi_threshold: float, min_sample: int) -> str:
-    if n < min_sample or ref_n < min_sample or default_increase is None or psi_value is None:
-        return "insufficient_data"
-    if default_increase > margin or psi_value > psi_threshold:
-        return "breach"
-    if default_increase > margin / 2 or psi_value >= 0.1:
-        return "warn"
-    return "ok"
+def item_status(*, n: int, defaults: int, ref_n: int, ref_defaults: int, psi_value: float | None, bins: int,
+                margin: float, psi_threshold: float, min_sample: int) -> dict:
+    """{"status", "rise_lower_bound", "psi_judged", "psi_chance"} of one feature and segment value."""
+    verdict = {"status": "insufficient_data", "rise_lower_bound": None, "psi_judged": False, "psi_chance": None}
+    if n < min_sample or ref_n < min_sample:
+        return verdict
+    increase = defaults / n - ref_defaults / ref_n
+    lower = stats.default_share_rise_lower_bound(defaults=defaults, n=n, ref_defaults=ref_defaults, ref_n=ref_n,
+                                                 alpha=RISE_ALPHA)
+    chance = stats.psi_chance_level(bins=bins, n=n, ref_n=ref_n)
+    psi_judged = psi_value is not None and chance is not None and chance <= PSI_CHANCE_FRACTION * psi_threshold
+    verdict.update(rise_lower_bound=lower, psi_judged=psi_judged, psi_chance=chance)
+    if (lower is not None and lower > margin) or (psi_judged and psi_value > psi_threshold):
+        verdict["status"] = "breach"
+    elif increase > margin / 2 or (psi_judged and psi_value >= 0.1):
+        verdict["status"] = "warn"
+    else:
+        verdict["status"] = "ok"
+    return verdict
+
+
+def rule_text(*, margin: float, psi_threshold: float, min_sample: int) -> str:
+    return (f"breach when the one-sided {100 * (1 - RISE_ALPHA):g}% lower bound (Newcombe) of the default-share rise "
+            f"is above {margin * 100:.1f} pp, or PSI > {psi_threshold:g} once its chance level is at most "
+            f"{PSI_CHANCE_FRACTION * psi_threshold:g}; at least {min_sample} orders now and in the reference")
+
+
+def counts_excluding(*, feature: str, start: datetime, end: datetime, segment: tuple[str, str] | None = None,
+                     exclude: dict[str, list[str]] | None = None) -> dict:
+    """{"n", "defaults", "bins"} of one feature over the orders of the window (widened to whole
+    minutes, as the rollups are) in `segment` and outside every segment value of `exclude`
+    ({segment feature: [values]}). Read from the order facts: these cross-segment counts are what
+    the one-dimension rollups cannot give."""
+    from metrics.kpis import ceil_minute, floor_minute
+
+    where, args = ["first_at >= %s", "first_at < %s"], [floor_minute(start), ceil_minute(end)]
+    if segment:
+        where.append("segments ->> %s = %s")
+        args += [segment[0], segment[1]]
+    for seg_feature, values in (exclude or {}).items():
+        where.append("coalesce(segments ->> %s, '') <> ALL(%s)")
+        args += [seg_feature, list(values)]
+    result = {"n": 0, "defaults": 0, "bins": {}}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT health -> %s ->> 0, count(*), count(*) FILTER (WHERE health -> %s ->> 1 = 'default')
+                FROM metrics_order_fact WHERE {' AND '.join(where)} AND health ? %s GROUP BY 1""",
+            [feature, feature, *args, feature])
+        for bin_label, n, defaults in cursor.fetchall():
+            result["n"] += int(n)
+            result["defaults"] += int(defaults)
+            result["bins"][bin_label] = int(n)
+    return result
 
 
 def feature_health(*, start: datetime, end: datetime, segment_feature: str | None = None,
@@ -114,6 +177,9 @@ def feature_health(*, start: datetime, end: datetime, segment_feature: str | Non
             ref_default_share = ref_counts["defaults"] / ref_n if ref_n else None
             increase = default_share - ref_default_share if default_share is not None and ref_default_share is not None else None
             psi_value = stats.psi(now_counts["bins"], ref_counts["bins"])
+            verdict = item_status(n=n, defaults=now_counts["defaults"], ref_n=ref_n, ref_defaults=ref_counts["defaults"],
+                                  psi_value=psi_value, bins=len(set(now_counts["bins"]) | set(ref_counts["bins"])),
+                                  margin=margin, psi_threshold=psi_threshold, min_sample=min_sample)
             items.append({
                 "feature": feature,
                 "segment": {"feature": seg, "value": value} if seg else None,
@@ -124,10 +190,13 @@ def feature_health(*, start: datetime, end: datetime, segment_feature: str | Non
                 "default_share_increase": increase,
                 "psi": psi_value,
                 "psi_band": stats.psi_band(psi_value),
-                "status": item_status(n=n, ref_n=ref_n, default_increase=increase, psi_value=psi_value,
-                                      margin=margin, psi_threshold=psi_threshold, min_sample=min_sample),
+                "status": verdict["status"],
+                "default_share_rise_lower_bound": verdict["rise_lower_bound"],
+                "psi_judged": verdict["psi_judged"],
                 "n": n,
                 "reference_n": ref_n,
+                "defaults": now_counts["defaults"],
+                "reference_defaults": ref_counts["defaults"],
             })
     return items
 
@@ -140,7 +209,7 @@ def feature_health_document(*, start: datetime, end: datetime, segment_feature: 
         "reference": {"kind": reference["kind"], "from": reference["from"].isoformat(), "to": reference["to"].isoformat()}
         if reference else None,
         "method": {"unit": "orders, features of their first decision",
-                   "breach": f"default share up by more than {margin:.3f} vs reference, or PSI > {psi_threshold}",
+                   "breach": rule_text(margin=margin, psi_threshold=psi_threshold, min_sample=min_sample),
                    "psi_bands": "< 0.1 stable, 0.1-0.25 moderate, > 0.25 major", "min_sample": min_sample},
         "features": feature_health(start=start, end=end, segment_feature=segment_feature),
     }

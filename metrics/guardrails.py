@@ -4,13 +4,16 @@ Evaluation only: the rollout app turns an alert into its action (it subscribes t
 "alerts" topic and fires the action once per alert_id).
 
 Methods (shown in every evidence sentence and in GET /api/v1/guardrails):
-- `delta` guardrails (treatment vs control, e.g. conversion): one-sided mSPRT with a normal
-  mixture N(0, tau^2), tau = 4 x the margin, on theta = harm - margin, where harm is the
-  treatment-minus-control difference in the harmful direction. Breach when the estimate shows
-  harm beyond the margin AND Lambda >= 1/alpha, alpha = 0.05 / m (Bonferroni over the m
-  guardrail x segment comparisons evaluated). The mSPRT p-value is valid at every look, so
-  evaluating every few seconds does not inflate false alarms. Warn: the estimate is beyond the
-  margin but not yet significant.
+- `delta` guardrails (treatment vs control, e.g. conversion): on the orders of the *current
+  policy version* since it began (the newest version with settled orders), so a ramp's effect is
+  not diluted by the previous stage's data; `window_minutes` only caps how far back that reaches.
+  One-sided mSPRT on theta = harm - margin (harm: treatment minus control in the harmful
+  direction) with a half-normal mixing distribution over theta > 0, tau = 20 x the margin (see
+  TAU_MARGIN_MULTIPLE). Breach when Lambda >= 1/alpha, i.e. the always-valid one-sided lower
+  bound of the harm is above the margin; alpha = 0.05 Holm-Bonferroni over the m guardrail x
+  segment comparisons (the k-th breach in order of evidence is judged at 0.05 / (m - k + 1)).
+  Always-valid p-values keep the family-wise error at 0.05 however often it is looked at. Warn:
+  the estimate is beyond the margin but not yet significant.
 - `limit` guardrails (treatment p95 latency, fallback rate): a service level on the last few
   minutes of the newest policy version that has the minimum sample there (a spike that comes
   with a ramp is not diluted by the previous stage's traffic): breach when the value is past the threshold on at least the minimum sample, warn from
@@ -19,10 +22,14 @@ Methods (shown in every evidence sentence and in GET /api/v1/guardrails):
 - `srm`: chi-square of the arm split of eligible orders against the policy version's expected
   treatment share (breach at p < 0.001), and buyers seen in both arms under one version
   (breach above 1 %).
-- `feature_health`: default share up by more than the margin vs the reference, or PSI above
-  the threshold, per monitored feature and segment value; a breach is attributed to the
-  segment values that carry most of the rise (at least half of the largest rise), the others
-  (all traffic, segments that merely contain the culprit) are `warn` with a pointer to it.
+- `feature_health`: per monitored feature and segment value, the rule of
+  `metrics.feature_health.item_status` (the default-share rise's one-sided lower bound above the
+  margin, or a judged PSI above the threshold). When a feature breaches in several segments, the
+  cause is told from its shadows: segments are taken in order of their rise; one is a cause
+  unless, once the orders of the causes already found (segments of other dimensions) are left
+  out, its own rise no longer breaches. An explained segment (e.g. is_repeat_buyer=false, whose
+  rise is the social-login buyers it contains) is `warn` with evidence naming what explains it,
+  and takes no action; all traffic is treated the same way.
 Too little data is `insufficient_data`, never `ok`.
 """
 from __future__ import annotations
@@ -34,7 +41,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from metrics import stats
-from metrics.feature_health import feature_health
+from metrics.feature_health import _thresholds as feature_thresholds
+from metrics.feature_health import counts_excluding, feature_health, item_status, reference_window, rule_text
 from metrics.kpis import PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, cohort_counts, latency_histograms
 from metrics.models import Alert, FeatureDefinition, Guardrail, GuardrailStatus
 from metrics.population import expected_treatment_share
@@ -45,9 +53,14 @@ SRM_P = 0.001
 BOTH_ARMS_MAX_SHARE = 0.01
 EVALUATION_LOCK_KEY = 0x5D0A11F1
 WARN_FRACTION = 0.8
-# The mixing scale of the mSPRT: harm of a few margins is what the test is tuned to find fast
-# (a tau far below the effects of interest makes the test slow; far above, noisy at small n).
-TAU_MARGIN_MULTIPLE = 4.0
+# The mixing scale of the mSPRT. The test is quickest for harm near tau (the optimum is
+# tau^2 ~ theta^2 - V at the look where it crosses). What must be caught fast is a segment whose
+# first few hundred settled orders per arm show harm of many margins (the seed incident: -10 to
+# -13 pp of conversion for social-login buyers, 20-26 x the 0.5 pp margin); harm of a few margins
+# on a segment needs tens of thousands of orders whatever tau is. tau = 4 x margin (the former
+# value) left the seed's segment undetected after 16 minutes; 20 x margin finds it as soon as the
+# data allows, and costs all-traffic tests, where n is large, about 15 % more orders.
+TAU_MARGIN_MULTIPLE = 20.0
 
 
 @dataclass
@@ -98,12 +111,21 @@ class Context:
         self.now = now
         self._counts, self._hists = {}, {}
 
-    def counts(self, minutes: int, segment_feature, maturity: int = 0):
-        key = (minutes, segment_feature, maturity)
+    def counts(self, minutes: int, segment_feature, maturity: int = 0, policy_version: int | None = None):
+        key = (minutes, segment_feature, maturity, policy_version)
         if key not in self._counts:
             self._counts[key] = cohort_counts(start=self.now - timedelta(minutes=minutes),
                                               end=self.now - timedelta(minutes=maturity),
-                                              segment_feature=segment_feature)
+                                              segment_feature=segment_feature, policy_version=policy_version)
+        return self._counts[key]
+
+    def current_version(self, minutes: int, maturity: int = 0) -> tuple[int, datetime] | None:
+        """(newest policy version with settled eligible orders in the window, minute of its first
+        order there), or None."""
+        key = ("current", minutes, maturity)
+        if key not in self._counts:
+            self._counts[key] = current_policy_version(start=self.now - timedelta(minutes=minutes),
+                                                       end=self.now - timedelta(minutes=maturity))
         return self._counts[key]
 
     def histograms(self, minutes: int, segment_feature, policy_version: int | None = None):
@@ -142,18 +164,50 @@ def _values(counts: dict, segment_feature) -> list[str]:
 
 # -- delta -------------------------------------------------------------------------------------
 
+def current_policy_version(*, start: datetime, end: datetime) -> tuple[int, datetime] | None:
+    """The newest policy version with eligible orders whose first decision lies in [start, end)
+    (minutes as the KPI windows widen them), and the minute of its first such order."""
+    from metrics.kpis import ceil_minute, floor_minute
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT policy_version, min(bucket) FROM metrics_rollup_minute
+               WHERE bucket >= %s AND bucket < %s AND seg_feature = '' AND eligible AND orders > 0
+               GROUP BY policy_version ORDER BY policy_version DESC LIMIT 1""",
+            [floor_minute(start), ceil_minute(end)])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def delta_subjects(guardrail: Guardrail, ctx: Context) -> list[tuple]:
+    """(segment feature, value, treatment counts, control counts, scope text) per subject, on the
+    settled orders of the current policy version."""
+    current = ctx.current_version(guardrail.window_minutes, guardrail.maturity_minutes)
+    version = current[0] if current else None
+    settled = f" older than {guardrail.maturity_minutes} min (outcomes settled)" if guardrail.maturity_minutes else ""
+    scope = (f"orders of policy v{version} since {current[1]:%H:%M} UTC (its first order in the last "
+             f"{guardrail.window_minutes} min){settled}" if current else
+             f"no settled eligible orders in the last {guardrail.window_minutes} min{settled}")
     subjects = []
     for seg_feature in _segment_features(guardrail):
-        counts = ctx.counts(guardrail.window_minutes, seg_feature, guardrail.maturity_minutes)
+        counts = ctx.counts(guardrail.window_minutes, seg_feature, guardrail.maturity_minutes, version) if current else {}
         for value in _values(counts, seg_feature):
             subjects.append((seg_feature, value, counts.get(("treatment", value)) or _empty_counts(),
-                             counts.get(("control", value)) or _empty_counts()))
+                             counts.get(("control", value)) or _empty_counts(), scope))
     return subjects
 
 
-def evaluate_delta(guardrail: Guardrail, subject, *, tests: int) -> Result:
-    seg_feature, value, treatment, control = subject
+def delta_taus(guardrail: Guardrail) -> tuple[float]:
+    rate = RATE_BY_KEY[guardrail.metric]
+    return (max(TAU_MARGIN_MULTIPLE * guardrail.margin / rate.scale, 1e-4),)
+
+
+def evaluate_delta(guardrail: Guardrail, subject, *, tests: int, family: int | None = None) -> Result:
+    """One treatment-vs-control comparison. `tests`: the Bonferroni divisor in force (Holm: the
+    comparisons not yet breached); `family`: all comparisons of the evaluation (default `tests`)."""
+    seg_feature, value, treatment, control = subject[:4]
+    scope = subject[4] if len(subject) > 4 else "orders of the evaluation window"
+    family = family or tests
     segment = (seg_feature, value) if seg_feature else None
     rate = RATE_BY_KEY[guardrail.metric]
     harmful_up = guardrail.direction == Guardrail.Direction.HIGHER_IS_WORSE
@@ -161,10 +215,11 @@ def evaluate_delta(guardrail: Guardrail, subject, *, tests: int) -> Result:
     n_t, n_c = treatment[rate.denominator], control[rate.denominator]
     alpha = ALPHA / max(1, tests)
     margin = guardrail.margin / rate.scale
-    tau = max(TAU_MARGIN_MULTIPLE * margin, 1e-4)
-    method = (f"mSPRT, normal mixture tau={tau:.4g}, one-sided for harm beyond the margin, "
-              f"alpha={ALPHA}/{tests} (Bonferroni)={alpha:.2g}, orders of the last {guardrail.window_minutes} min"
-              + (f" older than {guardrail.maturity_minutes} min (outcomes settled)" if guardrail.maturity_minutes else ""))
+    taus = delta_taus(guardrail)
+    correction = (f"alpha={ALPHA}/{tests} (Bonferroni)" if tests == family else
+                  f"alpha={ALPHA}/{tests} (Holm-Bonferroni over {family} comparisons, {family - tests} breached)")
+    method = (f"one-sided mSPRT, half-normal mixture tau={taus[0]:.4g} (= {TAU_MARGIN_MULTIPLE:g} x margin), "
+              f"on harm beyond the margin, {correction}={alpha:.2g}; {scope}")
     base = dict(guardrail=guardrail, metric=guardrail.metric, segment=segment, threshold=threshold)
     if n_t < guardrail.min_sample or n_c < guardrail.min_sample:
         return Result(**base, status="insufficient_data",
@@ -183,29 +238,55 @@ def evaluate_delta(guardrail: Guardrail, subject, *, tests: int) -> Result:
     delta = p_t - p_c
     harm = delta if harmful_up else -delta
     theta = harm - margin
-    likelihood_ratio = stats.msprt_normal(estimate=theta, variance=variance, tau=tau)
-    radius = stats.confidence_sequence_radius(variance=variance, tau=tau, alpha=alpha)
-    significant = theta > 0 and likelihood_ratio >= 1 / alpha
+    likelihood_ratio = stats.msprt_one_sided(estimate=theta, variance=variance, taus=taus)
+    harm_bound = stats.always_valid_lower_bound(estimate=harm, variance=variance, taus=taus, alpha=alpha)
+    significant = likelihood_ratio >= 1 / alpha
     status = "breach" if significant else "warn" if theta > 0 else "ok"
     if rate.scale == 1000:
         show, value_unit, delta_unit, margin_text = 1000, " per 1,000", " per 1,000", f"{guardrail.margin:g} per 1,000"
     else:
         show, value_unit, margin_text = 100, "%", f"{margin * 100:.2f} pp"
         delta_unit = " pp of GMV" if rate.money else " pp"
+    direction_word = "above" if harmful_up else "below"
+    bound_text = ("n/a" if harm_bound is None else f"{harm_bound * show:+.3f}{delta_unit}")
     evidence = (
         f"{guardrail.metric} ({_segment_text(segment)}): treatment {p_t * show:.3f}{value_unit} "
         f"({treatment[rate.numerator]}/{n_t}) vs control {p_c * show:.3f}{value_unit} ({control[rate.numerator]}/{n_c}); "
-        f"delta {delta * show:+.3f}{delta_unit}, always-valid {100 * (1 - alpha):.3g}% CS "
-        f"[{(delta - radius) * show:+.3f}, {(delta + radius) * show:+.3f}]{delta_unit}; "
+        f"delta {delta * show:+.3f}{delta_unit}; harm (treatment {direction_word} control) at least {bound_text} "
+        f"with always-valid {100 * (1 - alpha):.4g}% confidence; "
         f"threshold: {'not above' if harmful_up else 'not below'} control by more than {margin_text}; "
         f"{method}: Lambda={likelihood_ratio:.3g} vs 1/alpha={1 / alpha:.3g} -> {status}"
     )
+    bound_metric = None if harm_bound is None else (harm_bound if harmful_up else -harm_bound) * rate.scale
     return Result(**base, status=status, value=delta * rate.scale, evidence=evidence, min_sample_met=True,
                   details={"treatment": {"numerator": treatment[rate.numerator], "denominator": n_t},
                            "control": {"numerator": control[rate.numerator], "denominator": n_c},
-                           "delta": delta * rate.scale, "cs": [(delta - radius) * rate.scale, (delta + radius) * rate.scale],
-                           "likelihood_ratio": likelihood_ratio, "alpha": alpha, "tests": tests, "tau": tau,
-                           "method": method})
+                           "delta": delta * rate.scale, "harm_lower_bound": None if harm_bound is None else harm_bound * rate.scale,
+                           "delta_bound": bound_metric,
+                           "likelihood_ratio": likelihood_ratio, "alpha": alpha, "tests": tests, "family": family,
+                           "tau": taus[0], "method": method})
+
+
+def evaluate_deltas(work: list[tuple[Guardrail, tuple]]) -> list[Result]:
+    """Every delta comparison, Holm-Bonferroni step-down over the family: all start at
+    alpha / m; while some breach, the others are judged again at alpha / (m - breaches). Valid with
+    always-valid p-values: a first false breach needs a true null's p <= alpha / (true nulls)."""
+    family = len(work)
+    results = [evaluate_delta(g, subject, tests=family) for g, subject in work]
+    while True:
+        remaining = family - sum(r.status == "breach" for r in results)
+        if remaining <= 0:
+            return results
+        newly = False
+        for index, (g, subject) in enumerate(work):
+            if results[index].status == "breach" or not results[index].min_sample_met:
+                continue
+            if results[index].details.get("tests") == remaining:
+                continue
+            results[index] = evaluate_delta(g, subject, tests=remaining, family=family)
+            newly = newly or results[index].status == "breach"
+        if not newly:
+            return results
 
 
 # -- limit -------------------------------------------------------------------------------------
@@ -338,48 +419,95 @@ def evaluate_srm(guardrail: Guardrail, ctx: Context) -> list[Result]:
 
 # -- feature health ----------------------------------------------------------------------------
 
+def _residual_verdict(guardrail: Guardrail, item: dict, causes: list[dict], *, start: datetime, end: datetime,
+                      reference: dict) -> dict:
+    """The item's default-share test once the orders of `causes` (segments of other dimensions)
+    are left out, now and in the reference."""
+    exclude: dict[str, list[str]] = {}
+    for cause in causes:
+        exclude.setdefault(cause["segment"]["feature"], []).append(cause["segment"]["value"])
+    segment = (item["segment"]["feature"], item["segment"]["value"]) if item["segment"] else None
+    now = counts_excluding(feature=item["feature"], start=start, end=end, segment=segment, exclude=exclude)
+    ref = counts_excluding(feature=item["feature"], start=reference["from"], end=reference["to"], segment=segment,
+                           exclude=exclude)
+    margin, psi_threshold, min_sample = feature_thresholds()
+    verdict = item_status(n=now["n"], defaults=now["defaults"], ref_n=ref["n"], ref_defaults=ref["defaults"],
+                          psi_value=stats.psi(now["bins"], ref["bins"]), bins=len(set(now["bins"]) | set(ref["bins"])),
+                          margin=margin, psi_threshold=psi_threshold, min_sample=min_sample)
+    return {**verdict, "n": now["n"], "defaults": now["defaults"], "ref_n": ref["n"], "ref_defaults": ref["defaults"]}
+
+
+def attribute_feature_breaches(guardrail: Guardrail, items: list[dict], *, start: datetime, end: datetime,
+                               reference: dict | None) -> dict[int, tuple[list[dict], dict]]:
+    """For one feature's items: {index of an explained breaching item: (the causes that explain
+    it, its residual verdict)}. Breaching items are taken in order of their rise (the most
+    concentrated first); an item is a cause unless leaving out the orders of the causes found so
+    far (of other dimensions) takes its rise below a breach."""
+    order = sorted((i for i, item in enumerate(items) if item["status"] == "breach"),
+                   key=lambda i: (items[i]["segment"] is None, -(items[i]["default_share_increase"] or 0.0),
+                                  -(items[i]["psi"] or 0.0)))
+    causes: list[dict] = []
+    explained: dict[int, tuple[list[dict], dict]] = {}
+    for index in order:
+        item = items[index]
+        dimension = item["segment"]["feature"] if item["segment"] else None
+        others = [c for c in causes if c["segment"]["feature"] != dimension]
+        if others and reference is not None:
+            residual = _residual_verdict(guardrail, item, others, start=start, end=end, reference=reference)
+            if residual["status"] != "breach":
+                explained[index] = (others, residual)
+                continue
+        if item["segment"] is not None:
+            causes.append(item)
+    return explained
+
+
 def evaluate_feature_health(guardrail: Guardrail, ctx: Context) -> list[Result]:
     start = ctx.now - timedelta(minutes=guardrail.window_minutes)
+    reference = reference_window(start=start, end=ctx.now)
     items = []
-    seg_features = _segment_features(guardrail)
-    for seg_feature in seg_features:
+    for seg_feature in _segment_features(guardrail):
         items += feature_health(start=start, end=ctx.now, segment_feature=seg_feature,
                                 include_overall=seg_feature is None)
     by_feature: dict[str, list[dict]] = {}
     for item in items:
         by_feature.setdefault(item["feature"], []).append(item)
+    margin, psi_threshold, min_sample = feature_thresholds()
+    rule = rule_text(margin=margin, psi_threshold=psi_threshold, min_sample=min_sample)
     results = []
     for feature, feature_items in by_feature.items():
-        breaching = [i for i in feature_items if i["status"] == "breach"]
-        segment_breaches = [i for i in breaching if i["segment"]]
-
-        def weight(item):
-            return (max(item["default_share_increase"] or 0.0, 0.0), item["psi"] or 0.0)
-
-        top_increase = max((weight(i)[0] for i in segment_breaches), default=0.0)
-        top_psi = max((weight(i)[1] for i in segment_breaches), default=0.0)
-        culprits = [i for i in segment_breaches
-                    if (top_increase > 0 and weight(i)[0] >= 0.5 * top_increase)
-                    or (top_increase == 0 and weight(i)[1] >= 0.5 * top_psi)]
-        culprit_text = ", ".join(f"{i['segment']['feature']}={i['segment']['value']}" for i in culprits)
-        for item in feature_items:
+        explained = attribute_feature_breaches(guardrail, feature_items, start=start, end=ctx.now, reference=reference)
+        for index, item in enumerate(feature_items):
             segment = (item["segment"]["feature"], item["segment"]["value"]) if item["segment"] else None
-            status = item["status"]
-            note = ""
-            if status == "breach" and culprits and item not in culprits:
-                status, note = "warn", f"; the rise is carried by {culprit_text}"
+            status, note = item["status"], ""
+            if index in explained:
+                causes, residual = explained[index]
+                cause_text = ", ".join(f"{c['segment']['feature']}={c['segment']['value']}" for c in causes)
+                share = residual["defaults"] / residual["n"] if residual["n"] else None
+                ref_share = residual["ref_defaults"] / residual["ref_n"] if residual["ref_n"] else None
+                rise = share - ref_share if share is not None and ref_share is not None else None
+                status = "warn"
+                note = (f"; explained by {cause_text}: without their orders the default share is {_pct(share)} vs "
+                        f"reference {_pct(ref_share)} ({'n/a' if rise is None else f'{rise * 100:+.2f} pp'}, "
+                        f"n={residual['n']} vs {residual['ref_n']}), {residual['status'].replace('_', ' ')} on its own; "
+                        f"no action")
+            lower = item.get("default_share_rise_lower_bound")
+            increase = item["default_share_increase"]
             evidence = (
                 f"{feature} ({_segment_text(segment)}, last {guardrail.window_minutes} min): default share "
-                f"{_pct(item['default_share'])} vs reference {_pct(item['reference_default_share'])} "
-                f"(n={item['n']} vs {item['reference_n']}), null {_pct(item['null_share'])}, out of range "
-                f"{_pct(item['out_of_range_share'])}, PSI {_fmt(item['psi'])} ({item['psi_band'] or 'n/a'}); "
-                f"breach when the default share rises by more than {guardrail.margin * 100:.1f} pp or PSI > "
-                f"{guardrail.threshold:g} with at least {guardrail.min_sample} orders -> {status}{note}")
+                f"{_pct(item['default_share'])} ({item['defaults']}/{item['n']}) vs reference "
+                f"{_pct(item['reference_default_share'])} ({item['reference_defaults']}/{item['reference_n']}), rise "
+                f"{'n/a' if increase is None else f'{increase * 100:+.2f} pp'}"
+                f" (lower bound {'n/a' if lower is None else f'{lower * 100:+.2f} pp'}); null {_pct(item['null_share'])}, "
+                f"out of range {_pct(item['out_of_range_share'])}, PSI {_fmt(item['psi'])} ({item['psi_band'] or 'n/a'}"
+                f"{'' if item.get('psi_judged') else ', within chance at this sample'}); {rule} -> {status}{note}")
             results.append(Result(guardrail=guardrail, metric=f"feature_health:{feature}", segment=segment,
                                   status=status, value=item["default_share"], threshold=guardrail.margin,
                                   evidence=evidence, min_sample_met=item["status"] != "insufficient_data",
                                   details={"psi": item["psi"], "default_share_increase": item["default_share_increase"],
-                                           "n": item["n"], "reference_n": item["reference_n"]}))
+                                           "default_share_rise_lower_bound": lower, "n": item["n"],
+                                           "reference_n": item["reference_n"],
+                                           "explained_by": [c["segment"] for c in explained[index][0]] if index in explained else None}))
     if not results:
         results.append(Result(guardrail=guardrail, metric="feature_health", segment=None, status="insufficient_data",
                               threshold=guardrail.margin, evidence=f"no feature data in the last {guardrail.window_minutes} min"))
@@ -392,7 +520,7 @@ def compute(*, now: datetime | None = None) -> list[Result]:
     ctx = Context(now or timezone.now())
     guardrails = list(Guardrail.objects.filter(enabled=True))
     delta_work = [(g, subject) for g in guardrails if g.kind == Guardrail.Kind.DELTA for subject in delta_subjects(g, ctx)]
-    results = [evaluate_delta(g, subject, tests=len(delta_work)) for g, subject in delta_work]
+    results = evaluate_deltas(delta_work)
     for guardrail in guardrails:
         if guardrail.kind == Guardrail.Kind.LIMIT:
             results += evaluate_limit(guardrail, ctx)
@@ -498,11 +626,15 @@ def recent_alerts(*, limit: int = 50) -> list[dict]:
 
 def method_summary() -> dict:
     return {
-        "delta": (f"one-sided mSPRT (normal mixture, tau = {TAU_MARGIN_MULTIPLE:g} x margin) on treatment - control beyond the margin; "
-                  f"alpha {ALPHA} Bonferroni-corrected over the guardrail x segment comparisons; valid at every look"),
+        "delta": (f"one-sided mSPRT (half-normal mixture over harm > 0, tau = {TAU_MARGIN_MULTIPLE:g} x margin) on "
+                  f"treatment - control beyond the margin, on the settled orders of the current policy version since it began; "
+                  f"alpha {ALPHA} Holm-Bonferroni over the guardrail x segment comparisons; valid at every look"),
         "limit": "treatment value of the last minutes past the threshold on at least the minimum sample (warn from 80%)",
         "srm": f"chi-square of the arm split vs the policy's expected share, breach at p < {SRM_P}; "
                f"buyers in both arms above {BOTH_ARMS_MAX_SHARE:.0%}",
-        "feature_health": "default share rise over the margin or PSI over the threshold vs the reference window",
+        "feature_health": ("per feature and segment: the default-share rise's one-sided lower bound (Newcombe) above "
+                           "the margin, or PSI over the threshold once beyond chance, vs the reference window; a segment "
+                           "whose rise disappears without the orders of a breached segment of another dimension is "
+                           "warn (explained), not a breach"),
         "insufficient_data": "below the minimum sample or no data: never ok",
     }

@@ -199,6 +199,12 @@ SCHEMAS.update({
             "psi": {"type": ["number", "null"]}, "psi_band": {"enum": ["stable", "moderate", "major", None]},
             "status": {"enum": ["ok", "warn", "breach", "insufficient_data"]},
             "n": {"type": "integer"}, "reference_n": {"type": "integer"},
+            "defaults": {"type": "integer", "description": "orders served the default now"},
+            "reference_defaults": {"type": "integer"},
+            "default_share_rise_lower_bound": {
+                "type": ["number", "null"],
+                "description": "one-sided lower confidence bound of the rise (Newcombe hybrid score); breach above the margin"},
+            "psi_judged": {"type": "boolean", "description": "PSI counts only once its chance level is small enough"},
         },
     },
     "FeatureHealth": {

@@ -10,6 +10,14 @@
   approximation of the difference of two rates. Its p-value min(1, 1/Lambda) stays valid however
   often it is looked at; one-sided use (reject only when the estimate points to harm) keeps the
   error rate at or below alpha.
+- `msprt_one_sided`: the same test for a one-sided question (is the harm above 0?): the mixing
+  distribution is a half-normal over positive effects only (or an equal-weight mixture of a few
+  half-normals), so no evidence is spent on the direction that does not matter: Lambda is about
+  twice the symmetric mixture's when the estimate points to harm. Under any effect <= 0 it is a
+  non-negative supermartingale, so rejecting at Lambda >= 1/alpha is valid at every look.
+  `always_valid_lower_bound` inverts it: the harm every always-valid test still rejects.
+- `default_share_rise_lower_bound`: one-sided lower confidence bound of a rise in a share
+  (Newcombe hybrid score, from two Wilson intervals), for feature health.
 - `chi_square_srm`: Pearson chi-square goodness-of-fit of the arm counts against the expected
   share (1 degree of freedom).
 - `psi`: population stability index with the usual bands.
@@ -105,6 +113,73 @@ def msprt_normal(*, estimate: float, variance: float, tau: float) -> float:
     t2 = tau * tau
     log_lambda = 0.5 * math.log(variance / (variance + t2)) + (t2 * estimate * estimate) / (2 * variance * (variance + t2))
     return math.exp(min(log_lambda, 700.0))
+
+
+def _log_normal_cdf(x: float) -> float:
+    if x > -30:
+        return math.log(max(normal_cdf(x), 1e-300))
+    # Mills ratio asymptote: log Phi(x) ~ log phi(x) - log(-x) for very negative x
+    return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2 * math.pi)
+
+
+def log_msprt_one_sided(*, estimate: float, variance: float, taus: tuple[float, ...] | list[float]) -> float:
+    """log Lambda of H0: theta <= 0 against theta ~ half-normal(tau) on theta > 0, averaged with
+    equal weights over `taus` (normal approximation of the estimate, variance known):
+    Lambda_tau = 2 sqrt(V / (V + tau^2)) exp(x^2 tau^2 / (2 V (V + tau^2))) Phi(x tau / sqrt(V (V + tau^2)))."""
+    if variance <= 0:
+        return 0.0
+    logs = []
+    for tau in taus:
+        t2 = tau * tau
+        logs.append(math.log(2.0) + 0.5 * math.log(variance / (variance + t2))
+                    + (t2 * estimate * estimate) / (2 * variance * (variance + t2))
+                    + _log_normal_cdf(estimate * tau / math.sqrt(variance * (variance + t2))))
+    top = max(logs)
+    return top + math.log(sum(math.exp(v - top) for v in logs) / len(logs))
+
+
+def msprt_one_sided(*, estimate: float, variance: float, taus: tuple[float, ...] | list[float]) -> float:
+    """Lambda of `log_msprt_one_sided` (capped at e^700). Reject H0: theta <= 0 when Lambda >= 1/alpha;
+    the always-valid one-sided p-value is min(1, 1/Lambda)."""
+    return math.exp(min(log_msprt_one_sided(estimate=estimate, variance=variance, taus=taus), 700.0))
+
+
+def always_valid_lower_bound(*, estimate: float, variance: float, taus, alpha: float) -> float | None:
+    """The largest c such that the one-sided mSPRT of H0: theta <= c still rejects at `alpha`
+    (Lambda(estimate - c) >= 1/alpha): an always-valid (1 - alpha) lower confidence bound of theta.
+    Lambda grows with the estimate, so the bound is found by bisection. None when variance is 0."""
+    if variance <= 0:
+        return None
+    target = math.log(1 / alpha)
+    sd = math.sqrt(variance)
+    high = estimate  # Lambda(0) < 1 <= 1/alpha: never rejected at c = estimate
+    low = estimate - sd
+    while log_msprt_one_sided(estimate=estimate - low, variance=variance, taus=taus) < target:
+        low -= 2 * (high - low)
+    for _ in range(80):
+        mid = (low + high) / 2
+        if log_msprt_one_sided(estimate=estimate - mid, variance=variance, taus=taus) >= target:
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-10 * max(1.0, abs(low)):
+            break
+    return low
+
+
+def default_share_rise_lower_bound(*, defaults: int, n: int, ref_defaults: int, ref_n: int, alpha: float) -> float | None:
+    """One-sided (1 - alpha) lower bound of (share now - share in the reference), Newcombe hybrid
+    score; None when a sample is empty."""
+    interval = newcombe_diff_ci(defaults, n, ref_defaults, ref_n, z=normal_ppf(1 - alpha))
+    return None if interval is None else interval[0]
+
+
+def psi_chance_level(*, bins: int, n: int, ref_n: int) -> float | None:
+    """What PSI is by chance alone when nothing changed: PSI ~ (1/n + 1/n_ref) chi-square with
+    bins - 1 degrees of freedom, whose mean is (bins - 1)(1/n + 1/n_ref)."""
+    if n <= 0 or ref_n <= 0:
+        return None
+    return max(bins - 1, 1) * (1 / n + 1 / ref_n)
 
 
 def confidence_sequence_radius(*, variance: float, tau: float, alpha: float) -> float:

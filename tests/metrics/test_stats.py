@@ -85,3 +85,71 @@ def test_ratio_variance_matches_a_direct_delta_method():
     got = stats.ratio_variance(sum_y=y.sum(), sum_x=x.sum(), sum_yy=(y * y).sum(), sum_xx=(x * x).sum(),
                                sum_xy=(x * y).sum(), n=len(x))
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("estimate,variance,taus", [(0.01, 1e-5, (0.02,)), (-0.003, 4e-6, (0.005,)), (0.0, 1e-4, (0.1,)),
+                                                    (0.09, 2e-3, (0.1,)), (0.02, 3e-4, (0.02, 0.1))])
+def test_one_sided_msprt_is_the_half_normal_mixture_likelihood_ratio(estimate, variance, taus):
+    sd = math.sqrt(variance)
+    expected = 0.0
+    for tau in taus:
+        def integrand(theta, tau=tau):
+            return sp.norm.pdf(estimate, theta, sd) / sp.norm.pdf(estimate, 0, sd) * sp.halfnorm.pdf(theta, 0, tau)
+
+        value, _ = integrate.quad(integrand, 0, 20 * tau, points=[max(estimate, 0.0)], limit=200)
+        expected += value / len(taus)
+    assert stats.msprt_one_sided(estimate=estimate, variance=variance, taus=taus) == pytest.approx(expected, rel=1e-6)
+
+
+def test_one_sided_msprt_gains_on_the_symmetric_mixture_only_in_the_harmful_direction():
+    for estimate in (0.01, 0.03, 0.08):
+        one_sided = stats.msprt_one_sided(estimate=estimate, variance=1e-4, taus=(0.05,))
+        symmetric = stats.msprt_normal(estimate=estimate, variance=1e-4, tau=0.05)
+        assert symmetric < one_sided <= 2 * symmetric
+    assert stats.msprt_one_sided(estimate=-0.03, variance=1e-4, taus=(0.05,)) < 0.05
+
+
+@pytest.mark.parametrize("estimate,variance,taus,alpha", [(0.1, 1e-3, (0.1,), 0.05 / 27), (0.02, 1e-5, (0.02,), 0.05),
+                                                          (-0.01, 1e-4, (0.1, 0.02), 0.01)])
+def test_always_valid_lower_bound_inverts_the_test(estimate, variance, taus, alpha):
+    bound = stats.always_valid_lower_bound(estimate=estimate, variance=variance, taus=taus, alpha=alpha)
+    assert bound < estimate
+    # at the bound the test of "theta <= bound" is exactly at its threshold; just above it, not rejected
+    assert stats.log_msprt_one_sided(estimate=estimate - bound, variance=variance, taus=taus) == pytest.approx(math.log(1 / alpha), abs=1e-6)
+    assert stats.msprt_one_sided(estimate=estimate - bound - 1e-6, variance=variance, taus=taus) < 1 / alpha + 1e-3
+    # the always-valid bound is below the fixed-sample one-sided bound at the same level
+    assert bound < estimate - sp.norm.ppf(1 - alpha) * math.sqrt(variance)
+
+
+def test_one_sided_msprt_false_alarms_stay_below_alpha_with_peeking():
+    rng = np.random.default_rng(3)
+    alpha, runs, alarms = 0.05, 400, 0
+    for _ in range(runs):
+        a = rng.random(3000) < 0.6
+        b = rng.random(3000) < 0.6
+        for n in range(100, 3001, 50):  # a look every 50 orders per arm, from 100
+            pa, pb = a[:n].mean(), b[:n].mean()
+            variance = (pa * (1 - pa) + pb * (1 - pb)) / n
+            if stats.msprt_one_sided(estimate=pa - pb, variance=variance, taus=(0.1,)) >= 1 / alpha:
+                alarms += 1
+                break
+    assert alarms / runs <= alpha
+
+
+@pytest.mark.parametrize("x1,n1,x2,n2,alpha", [(60, 120, 850, 2000, 0.0005), (466, 466, 17, 3500, 0.0005),
+                                               (10, 300, 3, 3000, 0.01), (0, 100, 0, 100, 0.0005)])
+def test_default_share_rise_lower_bound_matches_statsmodels(x1, n1, x2, n2, alpha):
+    expected = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff", alpha=2 * alpha)[0]
+    assert stats.default_share_rise_lower_bound(defaults=x1, n=n1, ref_defaults=x2, ref_n=n2, alpha=alpha) == pytest.approx(expected, abs=1e-12)
+
+
+def test_psi_chance_level_is_the_mean_psi_of_unchanged_distributions():
+    rng = np.random.default_rng(4)
+    p = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.03, 0.01, 0.01])
+    values = []
+    for _ in range(400):
+        current = rng.multinomial(400, p)
+        reference = rng.multinomial(3000, p)
+        values.append(stats.psi({i: int(c) for i, c in enumerate(current)}, {i: int(r) for i, r in enumerate(reference)}))
+    chance = stats.psi_chance_level(bins=len(p), n=400, ref_n=3000)
+    assert np.mean(values) == pytest.approx(chance, rel=0.2)
