@@ -18,7 +18,10 @@ from rollout.simulator.scenario import INITIAL_POLICY, Scenario
 
 HOUR = 3600.0
 DAY = 86400.0
-MODEL_SHARE_SMOOTHING = 1 / 2000  # the capacity curve follows served traffic over ~2000 orders
+# The scoring service's queue follows the traffic it serves within seconds (~250 orders, 12 s at
+# ShopSwift's rate): a ramp from 10% to 50% loads it at once, as in the seed incident, rather
+# than over minutes.
+MODEL_SHARE_SMOOTHING = 1 / 250
 
 
 @dataclass(slots=True)
