@@ -8,8 +8,11 @@ in-process caches:
 - the served policy (version + JSON text), re-read from PostgreSQL at most every
   `POLICY_TTL` seconds, and dropped at once when this process announces a change;
 - each token's answer from `shopswift_ops.tokens.authenticate_bearer` (the same check Django
-  uses, including its `last_used_at` bookkeeping), kept `TOKEN_TTL` seconds, so a revoked token
-  stops working within that time.
+  uses, including its `last_used_at` bookkeeping). Revocation takes effect at once in every
+  process: `revoke_token` sends a PostgreSQL NOTIFY on commit, and each process LISTENs on its own
+  connection and drops its token cache. While that listener is up, answers are kept
+  `LISTENING_TOKEN_TTL` seconds; while it is down (database unreachable, reconnecting), only
+  `TOKEN_TTL` seconds, so a revoked token stops working within that time even then.
 
 Everything else (session users, other methods, other paths) goes to Django unchanged, and the
 Django view answers the same way. If the database cannot be reached the last known policy is
@@ -30,7 +33,9 @@ PATH = "/api/v1/rollout/policy"
 SCOPE = "policy:read"
 POLICY_TTL = 0.5
 TOKEN_TTL = 1.0
+LISTENING_TOKEN_TTL = 30.0
 STALE_LIMIT = 30.0
+RELISTEN_AFTER = 1.0
 
 
 class _Cache:
@@ -40,12 +45,18 @@ class _Cache:
         self.ttl = ttl
         self.values: dict = {}
         self.loading: dict = {}
+        # Bumped by clear(): a load that began before a clear is answered but not kept (it may
+        # have read the database before the change that caused the clear committed).
+        self.generation = 0
 
     def clear(self, key=None) -> None:
+        self.generation += 1
         if key is None:
             self.values.clear()
+            self.loading.clear()
         else:
             self.values.pop(key, None)
+            self.loading.pop(key, None)
 
     async def get(self, key, load):
         entry = self.values.get(key)
@@ -54,6 +65,7 @@ class _Cache:
             return entry[1]
         pending = self.loading.get(key)
         if pending is None:
+            generation = self.generation
             pending = asyncio.ensure_future(load())
             self.loading[key] = pending
             try:
@@ -64,7 +76,10 @@ class _Cache:
                     return entry[1]
                 raise
             finally:
-                self.loading.pop(key, None)
+                if self.loading.get(key) is pending:
+                    del self.loading[key]
+            if generation != self.generation:
+                return value
             if len(self.values) > 10000:
                 self.values.clear()
             self.values[key] = (time.monotonic() + self.ttl, value)
@@ -79,6 +94,57 @@ _tokens = _Cache(TOKEN_TTL)
 def invalidate(_payload: dict | None = None) -> None:
     """Subscribed to the "policy" topic: a change made in this process is served at once."""
     _policy.clear()
+
+
+class _RevocationListener:
+    """LISTENs for token revocations on a connection of its own, in this process's event loop."""
+
+    def __init__(self):
+        self.task: asyncio.Task | None = None
+        self.loop = None
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.loop is not loop:
+            self.loop = loop
+            self.task = loop.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        from shopswift_ops.tokens import REVOCATION_CHANNEL
+
+        try:
+            while True:
+                try:
+                    params = await sync_to_async(_listen_params, thread_sensitive=False)()
+                    async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+                        await conn.execute(f"LISTEN {REVOCATION_CHANNEL}")
+                        _tokens.clear()  # anything cached before we listened may be stale
+                        _tokens.ttl = LISTENING_TOKEN_TTL
+                        async for _notice in conn.notifies():
+                            _tokens.clear()
+                except Exception:  # noqa: BLE001 - fall back to the short cache and try again
+                    logger.warning("token revocation listener down; token answers kept %ss", TOKEN_TTL,
+                                   exc_info=True)
+                _tokens.ttl = TOKEN_TTL
+                _tokens.clear()
+                await asyncio.sleep(RELISTEN_AFTER)
+        finally:  # cancelled (the loop stops): nobody listens any more
+            _tokens.ttl = TOKEN_TTL
+            _tokens.clear()
+
+
+_listener = _RevocationListener()
+
+
+def _listen_params() -> dict:
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    for name in ("cursor_factory", "context", "prepare_threshold", "server_side_binding", "pool"):
+        params.pop(name, None)
+    return params
 
 
 def _read_policy() -> tuple[int, bytes]:
@@ -153,6 +219,7 @@ class PolicyFastPath:
         if not authorization:
             return await self.app(scope, receive, send)  # session users: Django's auth
         try:
+            _listener.ensure_running()
             header = authorization.decode("latin-1")
             scopes = await _tokens.get(authorization, lambda: sync_to_async(_check_token, thread_sensitive=False)(header))
             if scopes is None:

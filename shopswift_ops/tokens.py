@@ -5,7 +5,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from shopswift_ops.access import SCOPES
@@ -14,6 +14,9 @@ from shopswift_ops.models import ApiToken
 TOKEN_PREFIX = "ssk_"
 # last_used_at is written at most once per interval per token, so polling clients cost no writes.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# PostgreSQL NOTIFY channel: processes that cache token answers (the policy fast path) LISTEN on
+# it and forget them, so a revocation takes effect at once everywhere.
+REVOCATION_CHANNEL = "shopswift_token_revoked"
 
 
 class TokenError(ValueError):
@@ -52,6 +55,8 @@ def revoke_token(*, name: str) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
+        with connection.cursor() as cursor:  # delivered on commit
+            cursor.execute("SELECT pg_notify(%s, %s)", [REVOCATION_CHANNEL, str(token.pk)])
     return token
 
 

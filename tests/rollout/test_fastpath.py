@@ -4,6 +4,7 @@ import time
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.asgi import get_asgi_application
 
 from rollout import fastpath, services
@@ -43,6 +44,35 @@ def test_the_fast_path_answers_like_the_view():
     assert unknown.status_code == 401 and unknown.json()["detail"] == "invalid, unknown or revoked API token"
     assert wrong_scope.status_code == 403 and "policy:read" in wrong_scope.json()["detail"]
     assert anonymous.status_code == 401  # no header: Django answered
+
+
+def test_revocation_takes_effect_at_once_through_the_listener():
+    fastpath.invalidate()
+    services.ensure_initialized()
+    reader = token_for("policy:read", name="reader3")
+    auth = {"Authorization": f"Bearer {reader}"}
+    app = fastpath.PolicyFastPath(get_asgi_application())
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/api/v1/rollout/policy", headers=auth)).status_code == 200
+            deadline = time.monotonic() + 10
+            while fastpath._tokens.ttl != fastpath.LISTENING_TOKEN_TTL and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert fastpath._tokens.ttl == fastpath.LISTENING_TOKEN_TTL  # listening: answers kept 30 s
+            assert (await client.get("/api/v1/rollout/policy", headers=auth)).status_code == 200  # cached
+            await sync_to_async(revoke_token)(name="reader3")
+            revoked_at = time.monotonic()
+            while time.monotonic() - revoked_at < 2:
+                status = (await client.get("/api/v1/rollout/policy", headers=auth)).status_code
+                if status == 401:
+                    return time.monotonic() - revoked_at
+                await asyncio.sleep(0.01)
+            return None
+
+    took = asyncio.run(go())
+    assert took is not None and took < fastpath.TOKEN_TTL / 2, took
 
 
 def test_a_change_in_this_process_is_served_at_once_and_revocation_within_a_second():
