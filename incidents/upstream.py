@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 SOURCES = {
     "cohort_kpis": ("metrics.kpis", "cohort_kpis"),
+    "chargebacks": ("metrics.chargebacks", "chargeback_document"),
     "latest_statuses": ("metrics.guardrails", "latest_statuses"),
     "feature_health": ("metrics.feature_health", "feature_health"),
     "diagnosis": ("metrics.diagnosis", "diagnosis"),

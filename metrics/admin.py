@@ -47,3 +47,12 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from metrics.models import CardNetworkProgramme  # noqa: E402
+
+
+@admin.register(CardNetworkProgramme)
+class CardNetworkProgrammeAdmin(admin.ModelAdmin):
+    list_display = ("name", "network", "formula", "threshold", "min_count", "enabled", "updated_at")
+    list_filter = ("formula", "enabled")

@@ -172,3 +172,21 @@ def get_diagnosis(request):
 
     start, end = parse_range(request)
     return JsonResponse(diagnosis(start=start, end=end))
+
+
+@api("kpis:read")
+@require_GET
+@_read
+def get_chargebacks(request):
+    from metrics.chargebacks import BadMonth, chargeback_document, parse_month
+    from metrics.rollups import refresh_state
+
+    now = timezone.now()
+    try:
+        month = parse_month(request.GET.get("month"), now=now)
+    except BadMonth as exc:
+        raise BadParameter(str(exc)) from exc
+    document = chargeback_document(month=month, now=now)
+    refreshed = refresh_state()["refreshed_at"]
+    document["refreshed_at"] = refreshed.isoformat() if refreshed else None
+    return JsonResponse(document)

@@ -47,6 +47,8 @@ RATES = (
     Rate("false_decline_rate", "false_declines", "orders"),
     Rate("support_ticket_rate", "support_tickets", "orders", scale=1000.0),
     Rate("fraud_loss_rate", "fraud_loss_amount", "completed_amount", money=True),
+    # over the requested window; the contract's calendar-month rate and the card-network
+    # programme ratios read these same counters per UTC month (metrics/chargebacks.py)
     Rate("chargeback_rate", "chargebacks", "completed"),
 )
 RATE_BY_KEY = {rate.key: rate for rate in RATES}

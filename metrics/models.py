@@ -239,3 +239,33 @@ class Alert(models.Model):
         return {"alert_id": self.pk, "guardrail": self.guardrail.name, "metric": self.metric,
                 "segment": self.segment(), "status": "breach", "action": self.action, "evidence": self.evidence,
                 "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+class CardNetworkProgramme(models.Model):
+    """A card network's monitoring programme (admin-editable), shown beside the monthly chargeback
+    rate (CONTRACT section 5). Formula kinds:
+    - `vamp` (Visa VAMP style): (completed orders with fraud_confirmed + completed orders with a
+      chargeback) / completed orders, all of orders decided in the month; an order with both
+      counts twice, as the contract's formula reads;
+    - `ecm` (Mastercard ECM style): chargebacks that occurred in the month (by the chargeback's
+      own time) / completed orders decided in the previous month.
+    At or above `threshold` is a breach; a numerator below `min_count` is insufficient data (the
+    programmes do not apply below their minimum count)."""
+
+    class Formula(models.TextChoices):
+        VAMP = "vamp", "VAMP: (fraud_confirmed + chargebacks) / completed orders of the month"
+        ECM = "ecm", "ECM: chargebacks of the month / completed orders of the previous month"
+
+    name = models.CharField(max_length=64, unique=True, help_text="e.g. Visa VAMP")
+    network = models.CharField(max_length=32, help_text="card network, e.g. visa, mastercard")
+    formula = models.CharField(max_length=8, choices=Formula.choices)
+    threshold = models.FloatField(help_text="as a fraction: 0.015 = 1.5% = 150 bps")
+    min_count = models.PositiveIntegerField(default=0, help_text="minimum numerator before the programme applies")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["network", "name"]
+
+    def __str__(self):
+        return self.name

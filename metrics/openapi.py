@@ -248,3 +248,85 @@ PATHS.update({
         "responses": {**_json_ok("Diagnosis"), **error_responses(400, 401, 403, 503)},
     }},
 })
+
+
+# -- monthly chargebacks and card-network programmes (CONTRACT section 5) ----------------------
+
+_count_rate = {
+    "type": "object", "required": ["numerator", "denominator", "value"],
+    "properties": {"numerator": {"type": "integer", "description": "completed orders with a chargeback"},
+                   "denominator": {"type": "integer", "description": "completed orders"},
+                   "value": {"type": ["number", "null"], "description": "numerator / denominator; null without completed orders"}},
+}
+_status = {"enum": ["ok", "warn", "breach", "insufficient_data"]}
+
+SCHEMAS.update({
+    "CountRate": _count_rate,
+    "MonthlyChargebackRate": {
+        "type": "object",
+        "required": ["month", "from", "to", "month_ended", "numerator", "denominator", "value", "threshold", "status", "by_arm"],
+        "properties": {
+            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+            "month_ended": {"type": "boolean", "description": "the month is over (its chargebacks still mature for weeks)"},
+            **_count_rate["properties"],
+            "threshold": {"type": "number", "description": "the monitoring threshold (0.009 = 0.9%)"},
+            "status": {**_status, "description": "breach at or above the threshold, warn from 80% of it, "
+                                                  "insufficient_data without completed orders"},
+            "by_arm": {"type": "object", "properties": {"control": {"$ref": "#/components/schemas/CountRate"},
+                                                        "treatment": {"$ref": "#/components/schemas/CountRate"}}},
+        },
+    },
+    "ProgrammeRatio": {
+        "type": "object",
+        "required": ["name", "network", "formula", "numerator", "denominator", "value", "threshold", "min_count", "status"],
+        "properties": {
+            "name": {"type": "string"}, "network": {"type": "string"},
+            "formula": {"enum": ["vamp", "ecm"], "description": (
+                "vamp: (completed orders with fraud_confirmed + completed orders with a chargeback) / completed orders, "
+                "all of orders decided in the month; an order with both counts twice. ecm: completed orders whose "
+                "first chargeback occurred in the month (by the chargeback's own time, UTC) / completed orders "
+                "decided in the previous month")},
+            "numerator": {"type": "integer"}, "denominator": {"type": "integer"},
+            "value": {"type": ["number", "null"]},
+            "numerator_parts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "numerator_month": {"type": "string"}, "denominator_month": {"type": "string"},
+            "threshold": {"type": "number", "description": "a fraction: 0.015 = 1.5% = 150 bps"},
+            "min_count": {"type": "integer", "description": "numerator below it: insufficient_data"},
+            "status": {"enum": ["ok", "breach", "insufficient_data"],
+                       "description": "breach at or above the threshold; insufficient_data below the minimum count "
+                                      "or without a denominator"},
+            "basis": {"type": "string", "description": "the counts in a sentence"},
+            "scope": {"type": "string", "description": "which card traffic: all networks (events carry no card network)"},
+        },
+    },
+    "Chargebacks": {
+        "type": "object",
+        "required": ["month", "population", "scope", "chargeback_rate", "previous_month", "programmes"],
+        "properties": {
+            "month": {"type": "string"}, "as_of": {"type": "string", "format": "date-time"},
+            "population": {"type": "string"}, "scope": {"type": "string"},
+            "chargeback_rate": {"$ref": "#/components/schemas/MonthlyChargebackRate"},
+            "previous_month": {"$ref": "#/components/schemas/MonthlyChargebackRate"},
+            "programmes": {"type": "array", "items": {"$ref": "#/components/schemas/ProgrammeRatio"}},
+            "method": {"type": "object"},
+            "refreshed_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+})
+
+PATHS["/api/v1/chargebacks"] = {"get": {
+    "operationId": "getChargebacks",
+    "summary": "Monthly chargeback rate (by arm) and card-network programme ratios",
+    "description": (
+        "Scope `kpis:read`. The chargeback rate of a UTC calendar month counts the orders whose first decision lies "
+        "in the month: completed orders with a chargeback / completed orders, a late chargeback counting for its "
+        "order's month; the previous month is given beside it. Population: every order of both arms, "
+        "segment-excluded ones included (what a card network sees). Programme ratios are configured per card "
+        "network by administrators; events carry no card network, so each is computed over all card traffic. "
+        "Answered from the rollups refreshed every few seconds."),
+    "parameters": [{"name": "month", "in": "query", "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                    "description": "YYYY-MM (UTC); default the current month; a month that has not begun is a 400"}],
+    "responses": {**_json_ok("Chargebacks"), **error_responses(400, 401, 403, 503)},
+}}

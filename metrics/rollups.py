@@ -84,7 +84,7 @@ FACT_COLUMNS = (
     "order_id", "first_at", "policy_version", "arm", "eligible", "buyer_id", "amount_minor", "segments", "health",
     "decisions", "fallback_decisions", "timeout_decisions", "called_decisions", "latency_bins", "final_decision",
     "had_step_up", "completed", "step_up_passed", "false_decline", "support_ticket", "fraud_loss", "chargeback",
-    "fraud_confirmed",
+    "fraud_confirmed", "chargeback_at", "fraud_confirmed_at",
 )
 
 # The facts of a set of orders, from raw events. An order's cohort (arm, policy version,
@@ -118,7 +118,9 @@ WITH d AS (
            bool_or(kind = 'support_ticket' AND detail = 'payment_failed') AS ticket,
            bool_or(kind IN ('fraud_confirmed', 'chargeback', 'high_risk_signal')) AS loss_marked,
            bool_or(kind = 'chargeback') AS chargeback,
-           bool_or(kind = 'fraud_confirmed') AS fraud_confirmed
+           bool_or(kind = 'fraud_confirmed') AS fraud_confirmed,
+           min(occurred_at) FILTER (WHERE kind = 'chargeback') AS chargeback_at,
+           min(occurred_at) FILTER (WHERE kind = 'fraud_confirmed') AS fraud_confirmed_at
     FROM metrics_outcome WHERE order_id = ANY(%(orders)s) GROUP BY order_id
 )
 SELECT f.order_id, f.occurred_at, f.policy_version, f.arm,
@@ -161,7 +163,9 @@ SELECT f.order_id, f.occurred_at, f.policy_version, f.arm,
     coalesce(o.ticket, false),
     coalesce(o.completed AND o.loss_marked, false),
     coalesce(o.chargeback, false),
-    coalesce(o.fraud_confirmed, false)
+    coalesce(o.fraud_confirmed, false),
+    o.chargeback_at,
+    o.fraud_confirmed_at
 FROM firsts f JOIN lasts l USING (order_id) JOIN dagg a USING (order_id) LEFT JOIN o USING (order_id)
 """
 
@@ -199,7 +203,22 @@ def _apply_sql(grain: str) -> list[str]:
     ]
 
 
-APPLY_SQL = _apply_sql("minute") + _apply_sql("hour") + [
+# Card-network programmes count a chargeback in the month it happened, not in its order's month
+# (Mastercard ECM: chargebacks of the month / sales of the previous month). Folding the same
+# signed facts by the UTC day of the order's first chargeback / fraud_confirmed outcome keeps
+# that count exact, idempotent and proportional to new events, and a month is ~31 rows to read;
+# scanning metrics_outcome for a month's chargebacks would read every outcome of the month (no
+# index on kind). An order counts once, on its first such outcome, and only when completed (as
+# the `chargebacks` rollup counter).
+OUTCOME_DAY_SQL = """
+INSERT INTO metrics_outcome_day AS r (day, kind, orders)
+SELECT (k.at AT TIME ZONE 'UTC')::date, k.kind, sum(dl.sign)
+FROM _delta dl CROSS JOIN LATERAL (VALUES ('chargeback', dl.chargeback_at), ('fraud_confirmed', dl.fraud_confirmed_at)) AS k(kind, at)
+WHERE dl.completed AND k.at IS NOT NULL
+GROUP BY 1, 2 HAVING sum(dl.sign) <> 0
+ON CONFLICT (day, kind) DO UPDATE SET orders = r.orders + excluded.orders"""
+
+APPLY_SQL = _apply_sql("minute") + _apply_sql("hour") + [OUTCOME_DAY_SQL] + [
     """INSERT INTO metrics_buyer_arm AS r (policy_version, buyer_id, control_orders, treatment_orders)
        SELECT policy_version, buyer_id, sum(sign * (arm = 'control')::int), sum(sign * (arm = 'treatment')::int)
        FROM _delta WHERE eligible GROUP BY 1, 2
@@ -261,7 +280,7 @@ def refresh_batch(*, batch_size: int = BATCH_SIZE, registry=None) -> int:
         for statement in APPLY_SQL:
             cursor.execute(statement)
         cursor.execute("DELETE FROM metrics_order_fact WHERE order_id = ANY(%s)", [orders])
-        cursor.execute(f"INSERT INTO metrics_order_fact SELECT {', '.join(FACT_COLUMNS)} FROM _fact_new")
+        cursor.execute(f"INSERT INTO metrics_order_fact ({', '.join(FACT_COLUMNS)}) SELECT {', '.join(FACT_COLUMNS)} FROM _fact_new")
         cursor.execute(
             "UPDATE metrics_refresh_state SET refreshed_at = %s, orders_folded = orders_folded + %s WHERE id = 1",
             [timezone.now(), len(orders)],

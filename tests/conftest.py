@@ -60,7 +60,7 @@ def user_client(db):
 EVENT_STORE_TABLES = ("metrics_decision", "metrics_outcome", "metrics_event_key", "metrics_pending_order", "metrics_order_fact",
                 "metrics_rollup_minute", "metrics_rollup_hour", "metrics_rollup_latency_minute",
                 "metrics_rollup_latency_hour", "metrics_rollup_feature_minute", "metrics_rollup_feature_hour",
-                "metrics_buyer_arm")
+                "metrics_buyer_arm", "metrics_outcome_day")
 
 
 @pytest.fixture

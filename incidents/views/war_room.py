@@ -35,9 +35,10 @@ BUCKET_SECONDS = {"15m": 60, "1h": 60, "6h": 300, "24h": 900}  # rollups are per
 SEGMENT_FEATURES = ("signup_method", "is_repeat_buyer", "amount_band")
 SEGMENT_SORTS = {"orders": "orders", "conversion_delta": "conversion_delta", "gmv_lost": "gmv_lost_minor"}
 # Panels and the live topics that make them stale (consumers re-render them on that news).
-PANELS = ("header", "guardrails", "summary", "segments", "features", "diagnosis", "feed", "incident", "controls")
+PANELS = ("header", "guardrails", "summary", "chargebacks", "segments", "features", "diagnosis", "feed", "incident",
+          "controls")
 PANELS_BY_TOPIC = {
-    "kpis": ("header", "summary", "segments", "features", "diagnosis"),
+    "kpis": ("header", "summary", "chargebacks", "segments", "features", "diagnosis"),
     "guardrails": ("header", "guardrails"),
     "alerts": ("guardrails", "feed", "incident"),
     "policy": ("header", "feed", "controls", "incident"),
@@ -269,7 +270,7 @@ SUMMARY_METRICS = [
     ("false_decline_rate", "False-decline proxy", "pct"), ("support_ticket_rate", "payment_failed tickets / 1,000", "num"),
     ("fraud_loss_rate", "Fraud-loss proxy (% GMV)", "pct"), ("latency_p95_ms", "Latency p95 (ms)", "num"),
     ("latency_p99_ms", "Latency p99 (ms)", "num"), ("fallback_rate", "Fallback rate", "pct"),
-    ("timeout_rate", "Timeout rate", "pct"), ("chargeback_rate", "Chargeback rate (month)", "pct"),
+    ("timeout_rate", "Timeout rate", "pct"), ("chargeback_rate", "Chargeback rate (orders in window)", "pct"),
     ("gmv_lost_minor", "GMV lost (minor units)", "count"),
 ]
 
@@ -310,6 +311,32 @@ def summary_context(*, state: State) -> dict:
                      "delta_display": _fmt(treatment.get("delta"), kind, delta=True),
                      "ci_display": _fmt_ci(treatment.get("ci95"), kind)})
     return {"summary_available": True, "summary_rows": rows, "population": (document or {}).get("population")}
+
+
+def chargebacks_context(*, state: State) -> dict:
+    """The monthly chargeback rate and programme ratios of the month the window ends in."""
+    month = min(state.window[1], state.now)
+    available, document = _call("metrics.chargebacks", "chargeback_document", month=month, now=state.now)
+    if not available:
+        return {"chargebacks_available": False}
+    if isinstance(document, dict) and "error" in document:
+        return {"chargebacks_available": True, "chargebacks_error": document["error"]}
+    months = [_month_row(document["chargeback_rate"]), _month_row(document["previous_month"])]
+    programmes = [{**p, "value_display": _pct_bps(p["value"]), "threshold_display": _pct_bps(p["threshold"])}
+                  for p in document["programmes"]]
+    return {"chargebacks_available": True, "chargeback_months": months, "chargeback_programmes": programmes,
+            "chargeback_scope": document["scope"], "chargeback_population": document["population"],
+            "chargeback_threshold_display": _fmt(document["chargeback_rate"]["threshold"], "pct")}
+
+
+def _month_row(rate: dict) -> dict:
+    return {**rate, "value_display": _fmt(rate["value"], "pct"),
+            "arms": [{"arm": arm, **counts, "value_display": _fmt(counts["value"], "pct")}
+                     for arm, counts in rate["by_arm"].items()]}
+
+
+def _pct_bps(value) -> str:
+    return "–" if value is None else f"{value * 100:.2f}% ({value * 10000:.0f} bps)"
 
 
 def segments_context(*, state: State) -> dict:
@@ -505,6 +532,7 @@ def charts_context(*, state: State) -> dict:
 
 CONTEXTS = {
     "header": header_context, "guardrails": guardrails_context, "summary": summary_context,
+    "chargebacks": chargebacks_context,
     "segments": segments_context, "features": features_context, "diagnosis": diagnosis_context,
     "feed": feed_context, "controls": controls_context, "incident": incident_context,
 }
