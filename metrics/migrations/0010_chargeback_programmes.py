@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('metrics', '0007_guardrail_maturity'),
+        ('metrics', '0009_drop_event_key_like_index'),
     ]
 
     operations = [
