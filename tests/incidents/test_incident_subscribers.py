@@ -157,3 +157,20 @@ def test_catch_up_restores_what_a_lost_delivery_never_brought(responder, django_
     assert incident.mitigated_at is not None
     assert incident.decisions.count() == 0  # a person's kill is recorded by that person, not automatically
     assert services.catch_up(incident_id=incident.pk) == 0  # a second run adds nothing
+
+
+def test_beat_catches_up_every_unresolved_incident_without_a_click(responder):
+    from incidents.tasks import catch_up_unresolved
+    from rollout import services as rollout_services
+    from shopswift_ops.celery import app
+
+    assert app.conf.beat_schedule["incidents-catch-up"]["task"] == "incidents.catch_up_unresolved"
+    rollout_services.bootstrap_policy(model_version="fraud-gbm-v3", traffic_pct=50, reason="ramp", actor="alice")
+    services.on_alert(breach_alert(at=timezone.now()))
+    incident = open_incident()
+    rollout_services.apply_action(action="kill", params={}, reason="stop everything", actor="bob")
+    version = rollout_services.current_policy()["version"]
+    assert not TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").exists()
+    catch_up_unresolved.delay()  # eager in unit tests: the task body, as the worker runs it
+    assert TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").count() == 1
+    assert services.catch_up_unresolved_incidents() == 0
