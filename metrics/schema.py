@@ -33,12 +33,12 @@ MAX_FUTURE = timedelta(minutes=5)
 Decision = Literal["approve", "step_up", "decline"]
 
 
-class Shadow(Struct, forbid_unknown_fields=True):
+class Shadow(Struct, forbid_unknown_fields=True, gc=False):
     score: Probability
     decision: Decision
 
 
-class DecisionEvent(Struct, tag="decision", tag_field="type"):
+class DecisionEvent(Struct, tag="decision", tag_field="type", gc=False):
     event_id: Id
     order_id: Id
     occurred_at: datetime
@@ -63,7 +63,7 @@ class DecisionEvent(Struct, tag="decision", tag_field="type"):
     buyer_email: Annotated[str, Meta(min_length=3, max_length=254)] | None = None
 
 
-class OutcomeEvent(Struct, tag="outcome", tag_field="type"):
+class OutcomeEvent(Struct, tag="outcome", tag_field="type", gc=False):
     event_id: Id
     order_id: Id
     occurred_at: datetime

@@ -4,6 +4,7 @@ COPY of the same rows into the same PostgreSQL, the two alternating in rounds. T
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import time
@@ -15,7 +16,7 @@ import httpx
 
 BATCH = 5000
 BATCHES = 24
-CLIENTS = 4
+CLIENTS = int(os.environ.get("INGEST_BENCH_CLIENTS", "2"))  # concurrent producers
 ROUNDS = 4
 TARGET_EVENTS_PER_S = 18_000
 
