@@ -96,6 +96,8 @@ def run():
     yield {"name": "affected_export_seed", "value": round((ORDERS * 1.5) / seconds), "unit": "decisions/s",
            "seconds": round(seconds, 1)}
     incident = Incident.objects.create(
+        # a rollout of its own: an incident another benchmark's stack opened may still be open
+        rollout_key=f"bench-affected-export-{time.time_ns()}",
         title="bench: account_age_days default for social login", started_at=now, detected_at=now,
         affected_population={"arm": "treatment",
                              "segment": {"feature": "signup_method", "in": ["social_google", "social_apple"]},

@@ -98,8 +98,11 @@ def run():
     from incidents.models import Incident
     from rollout.services import bootstrap_policy
 
-    bootstrap_policy(model_version="fraud-gbm-v3", traffic_pct=50, reason="bench: policy version 2", actor="bench")
-    Incident.objects.create(title="bench: account_age_days default for social login", started_at=now,
+    # force: in a `make bench` run the database is shared, and an earlier benchmark set a policy
+    bootstrap_policy(model_version="fraud-gbm-v3", traffic_pct=50, reason="bench: policy version 2", actor="bench",
+                     force=True)
+    Incident.objects.create(rollout_key=f"bench-support-lookup-{time.time_ns()}",
+                            title="bench: account_age_days default for social login", started_at=now,
                             detected_at=now, affected_population={
                                 "arm": "treatment", "segment": {"feature": "signup_method", "in": ["social_google", "social_apple"]},
                                 "from": (now - timedelta(days=3)).isoformat(), "to": None})
