@@ -91,7 +91,13 @@ def latency(*, start: datetime, end: datetime) -> dict:
                       "treatment_fallback_rate": treatment["fallback_rate"]["value"]}}
 
 
+WHAT_IF_WINDOW = timedelta(hours=1)
+
+
 def thresholds(*, start: datetime, end: datetime) -> dict:
+    # The what-if re-decides the last hour's treatment traffic (however long the page's range):
+    # the thresholds in force now against the traffic of now, and a bounded scan of raw decisions.
+    start = max(start, end - WHAT_IF_WINDOW)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT least(width_bucket(d.score, 0, 1, {SCORE_BINS}), {SCORE_BINS}) AS b, f.final_decision,
@@ -101,9 +107,11 @@ def thresholds(*, start: datetime, end: datetime) -> dict:
                   AND d.score IS NOT NULL
                 GROUP BY 1, 2""", [start, end])
         rows = cursor.fetchall()
+        # The newest treatment order's policy version, from the facts' first_at index (a scan of
+        # the raw decisions would sort the whole window).
         cursor.execute(
-            """SELECT policy_version FROM metrics_decision WHERE occurred_at >= %s AND occurred_at < %s
-               AND arm = 'treatment' ORDER BY occurred_at DESC LIMIT 1""", [start, end])
+            """SELECT policy_version FROM metrics_order_fact WHERE first_at >= %s AND first_at < %s
+               AND arm = 'treatment' ORDER BY first_at DESC LIMIT 1""", [start, end])
         latest = cursor.fetchone()
     histogram = defaultdict(int)
     by_decision = defaultdict(lambda: [0, 0])
@@ -137,7 +145,7 @@ def thresholds(*, start: datetime, end: datetime) -> dict:
     return {"policy_version": latest[0] if latest else None, "current_thresholds": current,
             "scored_orders": total, "score_histogram": bins,
             "conversion_given_decision": conversion_given,
-            "method": "treatment orders decided by the model in the window, first decision's stored score; "
+            "method": "treatment orders decided by the model in the last hour of the window, first decision's stored score; "
                       "expected conversion = sum over decisions of (new share x conversion observed for that decision)",
             "what_if": what_if}
 

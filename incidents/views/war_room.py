@@ -194,9 +194,14 @@ def parse_state(params, *, incident_id: int | None = None) -> State:
 # Panel contexts (selectors: read only, keyword-only)
 
 def last_event_at() -> datetime | None:
-    # Partition pruning keeps this to the last day's partitions; an index on occurred_at answers it.
+    # The last 15 minutes of raw decisions are a few block ranges (BRIN on occurred_at); older than
+    # that, the folded facts' first_at index answers without scanning a day of decisions.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT max(occurred_at) FROM metrics_decision WHERE occurred_at > now() - interval '1 day'")
+        cursor.execute("SELECT max(occurred_at) FROM metrics_decision WHERE occurred_at > now() - interval '15 minutes'")
+        row = cursor.fetchone()
+        if row and row[0] is not None:
+            return row[0]
+        cursor.execute("SELECT max(first_at) FROM metrics_order_fact")
         row = cursor.fetchone()
     return row[0] if row else None
 
