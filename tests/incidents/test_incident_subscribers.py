@@ -140,16 +140,22 @@ def test_concurrent_breaches_open_one_incident():
     assert TimelineEntry.objects.filter(incident=incident, kind="alert", source_key__startswith="alert:").count() == 4
 
 
-def test_catch_up_restores_what_a_lost_delivery_never_brought(responder, django_capture_on_commit_callbacks):
+def incident_with_an_unheard_kill():
+    """An open incident, then a kill switch whose delivery never reached it (no on_commit
+    delivery in these tests): returns the incident and the new policy version."""
     from rollout import services as rollout_services
 
     rollout_services.bootstrap_policy(model_version="fraud-gbm-v3", traffic_pct=50, reason="ramp", actor="alice")
     services.on_alert(breach_alert(at=timezone.now()))
     incident = open_incident()
-    # Rollout changes the policy while nobody listens (no on_commit delivery in this test).
     rollout_services.apply_action(action="kill", params={}, reason="stop everything", actor="bob")
     version = rollout_services.current_policy()["version"]
     assert not TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").exists()
+    return incident, version
+
+
+def test_catch_up_restores_what_a_lost_delivery_never_brought(responder, django_capture_on_commit_callbacks):
+    incident, version = incident_with_an_unheard_kill()
     response = responder.post(f"/incidents/{incident.pk}/do/catch-up/")
     assert response.status_code == 302
     assert TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").count() == 1
@@ -161,16 +167,10 @@ def test_catch_up_restores_what_a_lost_delivery_never_brought(responder, django_
 
 def test_beat_catches_up_every_unresolved_incident_without_a_click(responder):
     from incidents.tasks import catch_up_unresolved
-    from rollout import services as rollout_services
     from shopswift_ops.celery import app
 
     assert app.conf.beat_schedule["incidents-catch-up"]["task"] == "incidents.catch_up_unresolved"
-    rollout_services.bootstrap_policy(model_version="fraud-gbm-v3", traffic_pct=50, reason="ramp", actor="alice")
-    services.on_alert(breach_alert(at=timezone.now()))
-    incident = open_incident()
-    rollout_services.apply_action(action="kill", params={}, reason="stop everything", actor="bob")
-    version = rollout_services.current_policy()["version"]
-    assert not TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").exists()
+    incident, version = incident_with_an_unheard_kill()
     catch_up_unresolved.delay()  # eager in unit tests: the task body, as the worker runs it
     assert TimelineEntry.objects.filter(incident=incident, source_key=f"policy:{version}").count() == 1
     assert services.catch_up_unresolved_incidents() == 0
