@@ -68,7 +68,7 @@ def _drift_since(item: dict, *, start: datetime, end: datetime, margin: float) -
     return _iso(since)
 
 
-def latency(*, start: datetime, end: datetime) -> dict:
+def latency(*, start: datetime, end: datetime, trend: bool = True) -> dict:
     counts = cohort_counts(start=start, end=end)
     histograms = latency_histograms(start=start, end=end)
     by_arm = {}
@@ -82,13 +82,15 @@ def latency(*, start: datetime, end: datetime) -> dict:
             "timeout_rate": c["timeout_decisions"] / c["decisions"] if c["decisions"] else None,
             "fallback_rate": c["fallback_decisions"] / c["decisions"] if c["decisions"] else None,
         }
+    document = {"by_arm": by_arm, "treatment_fallback_share": by_arm["treatment"]["fallback_rate"]}
+    if not trend:  # the war room draws these series in its own charts already
+        return document
     seconds = max(60, int((end - start).total_seconds() // 30) // 60 * 60)
     series = kpi_timeseries(start=start, end=end, bucket_seconds=seconds)
     treatment = series["arms"]["treatment"]
-    return {"by_arm": by_arm,
-            "treatment_fallback_share": by_arm["treatment"]["fallback_rate"],
-            "trend": {"buckets": series["buckets"], "treatment_p95_ms": treatment["latency_p95_ms"]["value"],
-                      "treatment_fallback_rate": treatment["fallback_rate"]["value"]}}
+    document["trend"] = {"buckets": series["buckets"], "treatment_p95_ms": treatment["latency_p95_ms"]["value"],
+                         "treatment_fallback_rate": treatment["fallback_rate"]["value"]}
+    return document
 
 
 WHAT_IF_WINDOW = timedelta(hours=1)
@@ -150,10 +152,11 @@ def thresholds(*, start: datetime, end: datetime) -> dict:
             "what_if": what_if}
 
 
-def diagnosis(*, start: datetime, end: datetime) -> dict:
+def diagnosis(*, start: datetime, end: datetime, trend: bool = True) -> dict:
+    """`trend`: include the latency trend series (the API does; the war room has its charts)."""
     return {"from": start.isoformat(), "to": end.isoformat(),
             "feature_drift": feature_drift(start=start, end=end),
-            "latency": latency(start=start, end=end),
+            "latency": latency(start=start, end=end, trend=trend),
             "thresholds": thresholds(start=start, end=end)}
 
 

@@ -404,7 +404,7 @@ def features_context(*, state: State) -> dict:
 
 def diagnosis_context(*, state: State) -> dict:
     start, end = state.window
-    available, document = _call("metrics.diagnosis", "diagnosis", start=start, end=end)
+    available, document = _call("metrics.diagnosis", "diagnosis", start=start, end=end, trend=False)
     if not available:
         return {"diagnosis_available": False}
     if isinstance(document, dict) and "error" in document:
