@@ -243,7 +243,8 @@ PATHS.update({
     }},
     "/api/v1/diagnosis": {"get": {
         "operationId": "getDiagnosis", "summary": "Evidence for feature drift, latency and thresholds",
-        "description": "Scope `kpis:read`.",
+        "description": ("Scope `kpis:read`. Feature drift and latency cover the window; the threshold what-if "
+                        "re-decides the stored scores of the window's last hour of treatment traffic."),
         "parameters": _from_to,
         "responses": {**_json_ok("Diagnosis"), **error_responses(400, 401, 403, 503)},
     }},
