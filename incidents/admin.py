@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from incidents.models import ActionItem, DecisionRecord, ExitCriterion, Hypothesis, Incident, StatusUpdate, TimelineEntry
+from shopswift_ops.admin import ReadOnlyAdmin
 
 
 @admin.register(Incident)
@@ -8,17 +9,6 @@ class IncidentAdmin(admin.ModelAdmin):
     list_display = ("id", "title", "severity", "status", "started_at", "detected_at", "mitigated_at", "resolved_at")
     list_filter = ("severity", "status")
     # Changes go through incidents.services (timeline entries, conditional updates): read here.
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
     def has_change_permission(self, request, obj=None):
         return False
 

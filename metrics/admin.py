@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from metrics.models import FeatureDefinition, ReasonCode
+from metrics.models import Alert, CardNetworkProgramme, FeatureDefinition, Guardrail, GuardrailStatus, ReasonCode
+from shopswift_ops.admin import ReadOnlyAdmin
 
 
 @admin.register(FeatureDefinition)
@@ -15,7 +16,6 @@ class ReasonCodeAdmin(admin.ModelAdmin):
     search_fields = ("code", "support_text")
 
 
-from metrics.models import Alert, Guardrail, GuardrailStatus  # noqa: E402
 
 
 @admin.register(Guardrail)
@@ -26,30 +26,17 @@ class GuardrailAdmin(admin.ModelAdmin):
 
 
 @admin.register(GuardrailStatus)
-class GuardrailStatusAdmin(admin.ModelAdmin):
+class GuardrailStatusAdmin(ReadOnlyAdmin):
+    allow_delete = True
     list_display = ("guardrail", "metric", "seg_feature", "seg_value", "status", "value", "since", "evaluated_at")
     list_filter = ("status", "guardrail")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
+    allow_delete = True
     list_display = ("id", "guardrail", "metric", "seg_feature", "seg_value", "action", "episode_started_at", "created_at")
     list_filter = ("guardrail", "action")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-from metrics.models import CardNetworkProgramme  # noqa: E402
 
 
 @admin.register(CardNetworkProgramme)

@@ -4,17 +4,7 @@ from django.contrib import admin, messages
 
 from rollout import services
 from rollout.models import AdvanceRequest, AuditEntry, GuardrailActionRecord, PolicyVersion, RampPlan, RampStage, ServedPolicy, SignOff
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from shopswift_ops.admin import ReadOnlyAdmin
 
 
 @admin.register(PolicyVersion)

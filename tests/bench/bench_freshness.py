@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
+import shutil
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SAMPLES = 30
 ORDERS_PER_BATCH = 100
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def _batch(n: int, tag: str) -> list[dict]:
@@ -54,15 +52,14 @@ def run():
     from django.test import Client
 
     from shopswift_ops.tokens import create_token
+    from tests.faults.processes import start_worker
 
     _, token = create_token(name=f"bench-freshness-{time.time()}", scopes=["events:write", "kpis:read"])
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     client = Client()
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="shopswift_ops.settings")
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "shopswift_ops", "worker", "-l", "WARNING",
-         "--pool", "solo", "-n", f"bench-freshness-{os.getpid()}@%h"],
-        cwd=BASE_DIR, env=env, start_new_session=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
+    worker = start_worker(env, logs, name=f"bench-freshness-{os.getpid()}", pool="solo")
     try:
         kpi_delays, guardrail_delays = [], []
         for sample in range(SAMPLES + 1):
@@ -90,9 +87,5 @@ def run():
             yield {"name": f"freshness.{name}_p95", "value": round(p95, 3), "unit": "s", "target": 2.0,
                    "passed": p95 < 2.0, "median": round(sorted(values)[len(values) // 2], 3), "samples": len(values)}
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        worker.stop(timeout=20)
+        shutil.rmtree(logs, ignore_errors=True)

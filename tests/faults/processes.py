@@ -82,11 +82,13 @@ def start_daphne(env: dict[str, str], log_dir: Path, *, name: str = "web", port:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, *, name: str = "worker", concurrency: int = 1,
-                 queues: str | None = None) -> Proc:
+                 queues: str | None = None, pool: str | None = None) -> Proc:
     command = [str(BIN / "celery"), "-A", "shopswift_ops", "worker", "-l", "INFO", "--concurrency", str(concurrency),
                "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
     if queues:
         command += ["-Q", queues]
+    if pool:
+        command += ["--pool", pool]
     return Proc(name, command, env, log_dir)
 
 

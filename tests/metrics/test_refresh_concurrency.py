@@ -2,13 +2,9 @@
 folds what the API ingests."""
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection, connections, transaction
@@ -16,10 +12,10 @@ from django.db import connection, connections, transaction
 from metrics.kpis import cohort_kpis
 from metrics.rollups import pending_count, refresh, refresh_batch
 from tests.factories import decision_event, iso
+from tests.faults.processes import start_worker
 from tests.metrics.conftest import random_traffic, store
 from tests.metrics.reference import raw_counts
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 def _orders(document, arm):
     return next(c for c in document["cohorts"] if c["arm"] == arm and c["segment"] is None)["metrics"]["orders"]["value"]
 
@@ -81,13 +77,10 @@ def _worker_env() -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_celery_worker_folds_what_the_api_ingests(events_client, now, clean_event_tables):
+def test_a_real_celery_worker_folds_what_the_api_ingests(events_client, now, clean_event_tables, tmp_path):
     from shopswift_ops.celery import app
 
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "shopswift_ops", "worker", "-l", "WARNING",
-         "--concurrency", "1", "--pool", "solo", "-n", f"metrics-test-{os.getpid()}@%h"],
-        cwd=BASE_DIR, env=_worker_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = start_worker(_worker_env(), tmp_path, name=f"metrics-test-{os.getpid()}", pool="solo")
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:
@@ -100,7 +93,7 @@ def test_a_real_celery_worker_folds_what_the_api_ingests(events_client, now, cle
             folded = _orders(cohort_kpis(start=now - timedelta(minutes=5), end=now), "treatment")
             if folded == 25:
                 break
-            assert worker.poll() is None, worker.stdout.read().decode()
+            assert worker.popen.poll() is None, worker.log_tail()
             time.sleep(0.3)
         assert folded == 25
         assert pending_count() == 0
@@ -110,9 +103,4 @@ def test_a_real_celery_worker_folds_what_the_api_ingests(events_client, now, cle
         assert GuardrailStatus.objects.exists()
     finally:
         app.conf.task_always_eager = eager
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        worker.stop(timeout=20)
