@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -38,9 +39,11 @@ class Stack:
             return conn.execute(query, params).fetchall()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    folder = throwaway_folder("shopswift-fault-")
+@contextmanager
+def own_stack(prefix: str):
+    """Embedded PostgreSQL + Redis in a throwaway folder, migrated; the processes put in
+    `stack.procs` are stopped, and the folder removed, on exit."""
+    folder = throwaway_folder(prefix)
     services = EmbeddedServices(folder)
     services.start()
     try:
@@ -48,10 +51,16 @@ def stack(tmp_path_factory):
         migrate(built.env)
         with processes() as procs:
             built.procs = procs
-            web, url = start_daphne(built.env, folder / "logs")
-            procs.append(web)
-            built.urls.append(url)
             yield built
     finally:
         services.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with own_stack("shopswift-fault-") as built:
+        web, url = start_daphne(built.env, built.folder / "logs")
+        built.procs.append(web)
+        built.urls.append(url)
+        yield built

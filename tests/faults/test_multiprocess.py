@@ -3,7 +3,6 @@ PostgreSQL and Redis. No event or rollup counted twice, each beat-driven task ru
 war-room websocket on either web process receives the live updates."""
 import asyncio
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,10 +12,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from shopswift_ops.embedded import EmbeddedServices
 from tests.bench.bench_ingest import realistic_events
-from tests.faults.conftest import Stack, throwaway_folder
-from tests.faults.processes import REPO, migrate, processes, start_beat, start_daphne, start_worker, wait_for
+from tests.faults.conftest import own_stack
+from tests.faults.processes import REPO, start_beat, start_daphne, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,26 +32,16 @@ s[HASH_SESSION_KEY] = user.get_session_auth_hash(); s.create(); print(s.session_
 
 @pytest.fixture(scope="module")
 def two_of_each(tmp_path_factory):
-    folder = throwaway_folder("shopswift-multi-")
-    services = EmbeddedServices(folder)
-    services.start()
-    try:
-        stack = Stack(services, folder)
-        migrate(stack.env)
-        logs = folder / "logs"
-        with processes() as procs:
-            for name in ("web-a", "web-b"):
-                web, url = start_daphne(stack.env, logs, name=name)
-                procs.append(web)
-                stack.urls.append(url)
-            stack.workers = [start_worker(stack.env, logs, name=name) for name in ("worker-a", "worker-b")]
-            procs.extend(stack.workers)
-            procs.append(start_beat(stack.env, logs))
-            stack.procs = procs
-            yield stack
-    finally:
-        services.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with own_stack("shopswift-multi-") as stack:
+        logs = stack.folder / "logs"
+        for name in ("web-a", "web-b"):
+            web, url = start_daphne(stack.env, logs, name=name)
+            stack.procs.append(web)
+            stack.urls.append(url)
+        stack.workers = [start_worker(stack.env, logs, name=name) for name in ("worker-a", "worker-b")]
+        stack.procs.extend(stack.workers)
+        stack.procs.append(start_beat(stack.env, logs))
+        yield stack
 
 
 async def _listen(url: str, session_key: str, ready: threading.Event, stop: threading.Event, received: list):
