@@ -63,6 +63,13 @@ EVENT_STORE_TABLES = ("metrics_decision", "metrics_outcome", "metrics_event_key"
                 "metrics_buyer_arm", "metrics_outcome_day")
 
 
+def truncate_event_store() -> None:
+    """Empty the raw events, the queue, the facts and the rollups (Django's flush does not know
+    these raw-SQL tables)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(EVENT_STORE_TABLES)}")
+
+
 @pytest.fixture
 def clean_event_tables():
     # Transactional tests commit, and Django's flush after another transactional test may have
@@ -75,8 +82,6 @@ def clean_event_tables():
     importlib.import_module("metrics.migrations.0003_seed_registry").seed(apps, None)
     importlib.import_module("metrics.migrations.0006_default_guardrails").seed(apps, None)
     importlib.import_module("metrics.migrations.0007_guardrail_maturity").tune_defaults(apps, None)
-    with connection.cursor() as cursor:  # other transactional tests leave raw events behind
-        cursor.execute(f"TRUNCATE {', '.join(EVENT_STORE_TABLES)}")
+    truncate_event_store()  # other transactional tests leave raw events behind
     yield
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(EVENT_STORE_TABLES)}")
+    truncate_event_store()

@@ -24,13 +24,10 @@ DAYS = 3
 def seed(now: datetime) -> float:
     from metrics.partitions import ensure_partitions
 
-    from django.db import connection
-
-    from tests.conftest import EVENT_STORE_TABLES
+    from tests.conftest import truncate_event_store
 
     # Exactly the seeded population: `make bench` shares its database with other seeds.
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(EVENT_STORE_TABLES)}")
+    truncate_event_store()
     started = time.monotonic()
     ensure_partitions({(now - timedelta(days=d)).date() for d in range(DAYS + 2)})
     stamp = now.isoformat()

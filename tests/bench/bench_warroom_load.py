@@ -29,12 +29,11 @@ def _backfill() -> dict:
 
     from django.db import connection
 
-    from tests.conftest import EVENT_STORE_TABLES
+    from tests.conftest import truncate_event_store
 
     # One backfilled day and nothing else: `make bench` shares its database, and other benchmarks'
     # seeds (10M decisions scattered over 30 days) would be a different measurement.
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(EVENT_STORE_TABLES)}")
+    truncate_event_store()
     end = datetime.now(UTC).replace(microsecond=0)
     began = time.monotonic()
     totals = backfill("baseline", start=end - timedelta(hours=24), end=end, rate=RATE, policy=current_policy(), jobs=2)
