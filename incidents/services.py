@@ -268,10 +268,15 @@ def _population_for(alert: dict, *, start: datetime) -> dict:
     segment = alert.get("segment")
     return {
         "arm": "treatment",
-        "segment": {"feature": segment["feature"], "in": [segment["value"]]} if segment else None,
+        "segment": {"feature": segment["feature"], "in": _values_of(segment)} if segment else None,
         "from": _iso(start),
         "to": None,
     }
+
+
+def _values_of(segment: dict) -> list[str]:
+    # "in" lists every value of a pooled population; an alert recorded before it existed has "value" only
+    return list(segment.get("in") or [segment["value"]])
 
 
 def _widen(population: dict, alert: dict) -> dict:
@@ -283,8 +288,9 @@ def _widen(population: dict, alert: dict) -> dict:
         return merged  # already all treatment traffic
     if segment is None or segment["feature"] != current["feature"]:
         merged["segment"] = None
-    elif segment["value"] not in current["in"]:
-        merged["segment"] = {"feature": current["feature"], "in": [*current["in"], segment["value"]]}
+    elif any(value not in current["in"] for value in _values_of(segment)):
+        merged["segment"] = {"feature": current["feature"],
+                             "in": [*current["in"], *(v for v in _values_of(segment) if v not in current["in"])]}
     return merged
 
 

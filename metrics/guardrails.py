@@ -10,9 +10,14 @@ Methods (shown in every evidence sentence and in GET /api/v1/guardrails):
   One-sided mSPRT on theta = harm - margin (harm: treatment minus control in the harmful
   direction) with a half-normal mixing distribution over theta > 0, tau = 20 x the margin (see
   TAU_MARGIN_MULTIPLE). Breach when Lambda >= 1/alpha, i.e. the always-valid one-sided lower
-  bound of the harm is above the margin; alpha = 0.05 Holm-Bonferroni over the m guardrail x
-  segment comparisons (the k-th breach in order of evidence is judged at 0.05 / (m - k + 1)).
-  Always-valid p-values keep the family-wise error at 0.05 however often it is looked at. Warn:
+  bound of the harm is above the margin; alpha = 0.05, weighted Holm-Bonferroni over the m
+  guardrail x segment comparisons (each judged at 0.05 x its weight / the weight not yet
+  rejected).
+  Always-valid p-values keep the family-wise error at 0.05 however often it is looked at.
+  A third of the family's weight is held for the populations feature health implicates: once a
+  feature breaches in some values of a dimension (e.g. both social-login methods), each delta
+  guardrail comparing segments also tests those values pooled, at that held weight (see
+  IMPLICATED_ALPHA_SHARE); the held weight counts at every look, so the family's error holds. Warn:
   the estimate is beyond the margin but not yet significant.
 - `limit` guardrails (treatment p95 latency, fallback rate): a service level on the last few
   minutes of the newest policy version that has the minimum sample there (a spike that comes
@@ -44,7 +49,7 @@ from metrics import stats
 from metrics.feature_health import _thresholds as feature_thresholds
 from metrics.feature_health import counts_excluding, feature_health, item_status, reference_window, rule_text
 from metrics.kpis import PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, cohort_counts, latency_histograms
-from metrics.models import Alert, FeatureDefinition, Guardrail, GuardrailStatus
+from metrics.models import Alert, FeatureDefinition, Guardrail, GuardrailStatus, group_value, segment_dict, segment_values
 from metrics.population import expected_treatment_share
 from metrics.rollups import latency_bin_value
 
@@ -61,6 +66,14 @@ WARN_FRACTION = 0.8
 # value) left the seed's segment undetected after 16 minutes; 20 x margin finds it as soon as the
 # data allows, and costs all-traffic tests, where n is large, about 15 % more orders.
 TAU_MARGIN_MULTIPLE = 20.0
+# The share of alpha held for the populations feature health implicates (see
+# `implicated_populations`). A broken feature shows in the features the moment it is served, well
+# before outcomes settle; testing the outcome guardrails on exactly that population (e.g. every
+# social-login buyer, pooled) with a good part of the alpha finds the harm minutes sooner than 27
+# comparisons of single segment values at alpha / 27 each. Valid because which population is
+# implicated depends on the served features only, never on outcomes, and the held share is in the
+# family's total weight at every look, implicated population or not (weighted Holm-Bonferroni).
+IMPLICATED_ALPHA_SHARE = 1 / 3
 
 
 @dataclass
@@ -92,7 +105,10 @@ def _pct(value):
 
 
 def _segment_text(segment):
-    return "all traffic" if not segment else f"{segment[0]}={segment[1]}"
+    if not segment:
+        return "all traffic"
+    values = segment_values(segment[1])
+    return f"{segment[0]}={values[0]}" if len(values) == 1 else f"{segment[0]} in ({', '.join(values)})"
 
 
 def _segment_features(guardrail: Guardrail) -> list[str | None]:
@@ -202,22 +218,21 @@ def delta_taus(guardrail: Guardrail) -> tuple[float]:
     return (max(TAU_MARGIN_MULTIPLE * guardrail.margin / rate.scale, 1e-4),)
 
 
-def evaluate_delta(guardrail: Guardrail, subject, *, tests: int, family: int | None = None) -> Result:
-    """One treatment-vs-control comparison. `tests`: the Bonferroni divisor in force (Holm: the
-    comparisons not yet breached); `family`: all comparisons of the evaluation (default `tests`)."""
+def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction: str | None = None) -> Result:
+    """One treatment-vs-control comparison at alpha = ALPHA / `divisor` (weighted Holm: the
+    unrejected weight of the family over this comparison's weight). `correction` says how the
+    divisor came about (default: plain Bonferroni over `divisor` comparisons)."""
     seg_feature, value, treatment, control = subject[:4]
     scope = subject[4] if len(subject) > 4 else "orders of the evaluation window"
-    family = family or tests
     segment = (seg_feature, value) if seg_feature else None
     rate = RATE_BY_KEY[guardrail.metric]
     harmful_up = guardrail.direction == Guardrail.Direction.HIGHER_IS_WORSE
     threshold = guardrail.margin if harmful_up else -guardrail.margin
     n_t, n_c = treatment[rate.denominator], control[rate.denominator]
-    alpha = ALPHA / max(1, tests)
+    alpha = ALPHA / max(1.0, divisor)
     margin = guardrail.margin / rate.scale
     taus = delta_taus(guardrail)
-    correction = (f"alpha={ALPHA}/{tests} (Bonferroni)" if tests == family else
-                  f"alpha={ALPHA}/{tests} (Holm-Bonferroni over {family} comparisons, {family - tests} breached)")
+    correction = correction or f"alpha={ALPHA}/{divisor:.4g} (Bonferroni)"
     method = (f"one-sided mSPRT, half-normal mixture tau={taus[0]:.4g} (= {TAU_MARGIN_MULTIPLE:g} x margin), "
               f"on harm beyond the margin, {correction}={alpha:.2g}; {scope}")
     base = dict(guardrail=guardrail, metric=guardrail.metric, segment=segment, threshold=threshold)
@@ -225,7 +240,7 @@ def evaluate_delta(guardrail: Guardrail, subject, *, tests: int, family: int | N
         return Result(**base, status="insufficient_data",
                       evidence=(f"{guardrail.metric} ({_segment_text(segment)}): {n_t} treatment / {n_c} control "
                                 f"{rate.denominator}, below the minimum sample of {guardrail.min_sample} per arm; {method}"),
-                      details={"n_treatment": n_t, "n_control": n_c, "method": method})
+                      details={"n_treatment": n_t, "n_control": n_c, "alpha": alpha, "divisor": divisor, "method": method})
     p_t = treatment[rate.numerator] / n_t
     p_c = control[rate.numerator] / n_c
     if rate.money:
@@ -263,27 +278,100 @@ def evaluate_delta(guardrail: Guardrail, subject, *, tests: int, family: int | N
                            "control": {"numerator": control[rate.numerator], "denominator": n_c},
                            "delta": delta * rate.scale, "harm_lower_bound": None if harm_bound is None else harm_bound * rate.scale,
                            "delta_bound": bound_metric,
-                           "likelihood_ratio": likelihood_ratio, "alpha": alpha, "tests": tests, "family": family,
+                           "likelihood_ratio": likelihood_ratio, "alpha": alpha, "divisor": divisor,
                            "tau": taus[0], "method": method})
 
 
-def evaluate_deltas(work: list[tuple[Guardrail, tuple]]) -> list[Result]:
-    """Every delta comparison, Holm-Bonferroni step-down over the family: all start at
-    alpha / m; while some breach, the others are judged again at alpha / (m - breaches). Valid with
-    always-valid p-values: a first false breach needs a true null's p <= alpha / (true nulls)."""
-    family = len(work)
-    results = [evaluate_delta(g, subject, tests=family) for g, subject in work]
+def implicated_populations(results: list[Result]) -> dict[str, list[str]]:
+    """{segment dimension: the values feature health names as a cause (breach, not explained by
+    another dimension)}: the population a broken feature reaches."""
+    populations: dict[str, set[str]] = {}
+    for result in results:
+        if result.metric.startswith("feature_health:") and result.status == "breach" and result.segment:
+            populations.setdefault(result.segment[0], set()).add(result.segment[1])
+    return {dimension: sorted(values) for dimension, values in sorted(populations.items())}
+
+
+def family_weight(*, comparisons: int, covering_guardrails: int) -> tuple[float, float]:
+    """(total weight of the delta family, weight held for each guardrail with segment comparisons):
+    every ordinary comparison weighs 1; IMPLICATED_ALPHA_SHARE of the total is held, split evenly
+    over the guardrails that compare segments, whether or not a population is implicated now."""
+    if not covering_guardrails or not comparisons:
+        return float(comparisons), 0.0
+    held = comparisons * IMPLICATED_ALPHA_SHARE / (1 - IMPLICATED_ALPHA_SHARE)
+    return comparisons + held, held / covering_guardrails
+
+
+def _pool(subjects: list[tuple], dimension: str, values: list[str]) -> tuple | None:
+    """The implicated population of one dimension as one subject: its values' counts summed (the
+    rollup counters, squares included, are additive)."""
+    parts = [s for s in subjects if s[0] == dimension and s[1] in values]
+    if not parts:
+        return None
+    treatment, control = _empty_counts(), _empty_counts()
+    for part in parts:
+        for name in treatment:
+            treatment[name] += part[2].get(name, 0)
+            control[name] += part[3].get(name, 0)
+    return (dimension, group_value(values), treatment, control, parts[0][4])
+
+
+def delta_work(guardrails: list[Guardrail], ctx: Context, implicated: dict[str, list[str]]) -> tuple[list[tuple], float, float]:
+    """([(guardrail, subject, weight)], total weight, share of it held): every ordinary comparison at weight 1, and
+    per guardrail comparing segments its held weight on the implicated populations of its scope
+    (a one-value population adds it to that value's own comparison; several values are pooled)."""
+    subjects = {g.pk: delta_subjects(g, ctx) for g in guardrails}
+    ordinary = [(g, subject, 1.0) for g in guardrails for subject in subjects[g.pk]]
+    covering = [g for g in guardrails if g.segment_feature]
+    total, held = family_weight(comparisons=len(ordinary), covering_guardrails=len(covering))
+    work = ordinary
+    for guardrail in covering:
+        populations = [(dimension, values) for dimension, values in implicated.items()
+                       if guardrail.segment_feature in ("*", dimension)]
+        for dimension, values in populations:
+            weight = held / len(populations)
+            if len(values) == 1:
+                work = [(g, s, w + weight if g is guardrail and s[0] == dimension and s[1] == values[0] else w)
+                        for g, s, w in work]
+                continue
+            pooled = _pool(subjects[guardrail.pk], dimension, values)
+            if pooled is not None:
+                work.append((guardrail, pooled, weight))
+    return work, total, IMPLICATED_ALPHA_SHARE if held else 0.0
+
+
+def evaluate_deltas(work: list[tuple], *, total_weight: float | None = None, held_share: float = 0.0) -> list[Result]:
+    """Every delta comparison, weighted Holm-Bonferroni step-down over the family: comparison i
+    is judged at alpha x w_i / (weight not yet rejected); while some breach, the others are judged
+    again with the weight freed. `work`: (guardrail, subject, weight); `total_weight` (default:
+    the work's) may include weight held for comparisons not made now. Valid with always-valid
+    p-values: a first false breach needs a true null's p below alpha x its weight / the true nulls'
+    weight."""
+    total = total_weight if total_weight is not None else sum(w for _, _, w in work)
+
+    def judge(guardrail, subject, weight, remaining):
+        divisor = remaining / weight
+        breached = total - remaining
+        text = f"alpha={ALPHA}/{divisor:.4g} (weighted Holm-Bonferroni: weight {weight:.3g} of {remaining:.4g} unrejected"
+        if held_share:
+            text += f"; {held_share:.0%} of the weight held for populations feature health implicates"
+        if breached:
+            text += f"; {breached:.4g} rejected"
+        return evaluate_delta(guardrail, subject, divisor=divisor, correction=text + ")")
+
+    results = [judge(g, s, w, total) for g, s, w in work]
     while True:
-        remaining = family - sum(r.status == "breach" for r in results)
+        remaining = total - sum(w for (_, _, w), r in zip(work, results) if r.status == "breach")
         if remaining <= 0:
             return results
         newly = False
-        for index, (g, subject) in enumerate(work):
-            if results[index].status == "breach" or not results[index].min_sample_met:
+        for index, (g, subject, weight) in enumerate(work):
+            result = results[index]
+            if result.status == "breach" or not result.min_sample_met:
                 continue
-            if results[index].details.get("tests") == remaining:
+            if result.details.get("divisor") == remaining / weight:
                 continue
-            results[index] = evaluate_delta(g, subject, tests=remaining, family=family)
+            results[index] = judge(g, subject, weight, remaining)
             newly = newly or results[index].status == "breach"
         if not newly:
             return results
@@ -519,16 +607,18 @@ def evaluate_feature_health(guardrail: Guardrail, ctx: Context) -> list[Result]:
 def compute(*, now: datetime | None = None) -> list[Result]:
     ctx = Context(now or timezone.now())
     guardrails = list(Guardrail.objects.filter(enabled=True))
-    delta_work = [(g, subject) for g in guardrails if g.kind == Guardrail.Kind.DELTA for subject in delta_subjects(g, ctx)]
-    results = evaluate_deltas(delta_work)
+    others: list[Result] = []
     for guardrail in guardrails:
         if guardrail.kind == Guardrail.Kind.LIMIT:
-            results += evaluate_limit(guardrail, ctx)
+            others += evaluate_limit(guardrail, ctx)
         elif guardrail.kind == Guardrail.Kind.SRM:
-            results += evaluate_srm(guardrail, ctx)
+            others += evaluate_srm(guardrail, ctx)
         elif guardrail.kind == Guardrail.Kind.FEATURE_HEALTH:
-            results += evaluate_feature_health(guardrail, ctx)
-    return results
+            others += evaluate_feature_health(guardrail, ctx)
+    # Feature health first: the delta family tests the populations it implicates.
+    work, total, held_share = delta_work([g for g in guardrails if g.kind == Guardrail.Kind.DELTA], ctx,
+                                         implicated_populations(others))
+    return evaluate_deltas(work, total_weight=total, held_share=held_share) + others
 
 
 def effective_action(guardrail_action: str, seg_feature: str) -> str:
@@ -597,7 +687,7 @@ def status_item(row: GuardrailStatus) -> dict:
     return {
         "name": guardrail.name,
         "metric": row.metric,
-        "segment": {"feature": row.seg_feature, "value": row.seg_value} if row.seg_feature else None,
+        "segment": segment_dict(row.seg_feature, row.seg_value),
         "status": row.status,
         "value": row.value,
         "threshold": row.threshold,
@@ -628,7 +718,9 @@ def method_summary() -> dict:
     return {
         "delta": (f"one-sided mSPRT (half-normal mixture over harm > 0, tau = {TAU_MARGIN_MULTIPLE:g} x margin) on "
                   f"treatment - control beyond the margin, on the settled orders of the current policy version since it began; "
-                  f"alpha {ALPHA} Holm-Bonferroni over the guardrail x segment comparisons; valid at every look"),
+                  f"alpha {ALPHA} weighted Holm-Bonferroni over the guardrail x segment comparisons, "
+                  f"{IMPLICATED_ALPHA_SHARE:.0%} of the weight held for the populations feature health implicates "
+                  f"(their values pooled); valid at every look"),
         "limit": "treatment value of the last minutes past the threshold on at least the minimum sample (warn from 80%)",
         "srm": f"chi-square of the arm split vs the policy's expected share, breach at p < {SRM_P}; "
                f"buyers in both arms above {BOTH_ARMS_MAX_SHARE:.0%}",

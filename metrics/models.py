@@ -192,6 +192,27 @@ class Guardrail(models.Model):
         return self.name
 
 
+# A guardrail subject may be a group of one dimension's values (a population feature health
+# implicates, e.g. both social-login methods), stored as one seg_value joined by this separator.
+GROUP_SEPARATOR = "|"
+
+
+def group_value(values) -> str:
+    return GROUP_SEPARATOR.join(sorted(values))
+
+
+def segment_values(seg_value: str) -> list[str]:
+    return seg_value.split(GROUP_SEPARATOR)
+
+
+def segment_dict(seg_feature: str, seg_value: str) -> dict | None:
+    """A subject's segment as the APIs write it: CONTRACT's {"feature", "value"} plus "in", the
+    values it covers (the notation of the policy's segment overrides), one for a single value."""
+    if not seg_feature:
+        return None
+    return {"feature": seg_feature, "value": seg_value, "in": segment_values(seg_value)}
+
+
 class GuardrailStatus(models.Model):
     """The latest evaluation of one guardrail on one subject (segment, and feature for feature health)."""
 
@@ -233,7 +254,7 @@ class Alert(models.Model):
                                                name="metrics_alert_episode")]
 
     def segment(self) -> dict | None:
-        return {"feature": self.seg_feature, "value": self.seg_value} if self.seg_feature else None
+        return segment_dict(self.seg_feature, self.seg_value)
 
     def as_message(self) -> dict:
         return {"alert_id": self.pk, "guardrail": self.guardrail.name, "metric": self.metric,

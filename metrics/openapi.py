@@ -115,10 +115,18 @@ _from_to = [
 _segment = {"type": ["object", "null"], "required": ["feature", "value"],
             "properties": {"feature": {"type": "string"},
                            "value": {"type": "string", "description": "text of the feature's JSON value (true, null, social_google)"}}}
+# Guardrail subjects may pool several values of one dimension (the population feature health implicates)
+_guardrail_segment = {"type": ["object", "null"], "required": ["feature", "value", "in"],
+                      "properties": {"feature": {"type": "string"},
+                                     "value": {"type": "string", "description": "the value, or the pooled values joined by '|' "
+                                                                                "(social_apple|social_google)"},
+                                     "in": {"type": "array", "items": {"type": "string"},
+                                            "description": "the values covered: one, or every value of a pooled population"}}}
 _json_ok = lambda ref: {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}  # noqa: E731
 
 SCHEMAS.update({
     "Segment": _segment,
+    "GuardrailSegment": _guardrail_segment,
     "RateMetric": {
         "type": "object",
         "properties": {
@@ -164,7 +172,7 @@ SCHEMAS.update({
         "required": ["name", "metric", "segment", "status", "value", "threshold", "evidence", "since", "action"],
         "properties": {
             "name": {"type": "string"}, "metric": {"type": "string"},
-            "segment": {"$ref": "#/components/schemas/Segment"},
+            "segment": {"$ref": "#/components/schemas/GuardrailSegment"},
             "status": {"enum": ["ok", "warn", "breach", "insufficient_data"]},
             "value": {"type": ["number", "null"]}, "threshold": {"type": ["number", "null"]},
             "evidence": {"type": "string", "description": "the numbers: value, interval, sample sizes, method"},
@@ -178,7 +186,7 @@ SCHEMAS.update({
     "Alert": {
         "type": "object",
         "properties": {"alert_id": {"type": "integer"}, "guardrail": {"type": "string"}, "metric": {"type": "string"},
-                       "segment": {"$ref": "#/components/schemas/Segment"}, "status": {"const": "breach"},
+                       "segment": {"$ref": "#/components/schemas/GuardrailSegment"}, "status": {"const": "breach"},
                        "action": {"type": "string"}, "evidence": {"type": "string"},
                        "created_at": {"type": "string", "format": "date-time"}},
     },

@@ -68,11 +68,14 @@ def _perform(action: str, payload: dict, reason: str) -> tuple[str, int | None]:
         if action == "exclude_segment":
             segment = payload.get("segment") or {}
             if segment.get("feature"):
+                # a pooled population (both social-login methods) lists its values in "in"
+                values = list(segment.get("in") or [segment.get("value")])
                 document = services.apply_action(
-                    action="exclude_segment", params={"feature": segment["feature"], "in": [segment.get("value")]},
+                    action="exclude_segment", params={"feature": segment["feature"], "in": values},
                     reason=reason, actor=ACTOR)
                 _pause(reason)
-                return f"excluded {segment['feature']}={segment.get('value')}", document["version"]
+                where = f"={values[0]}" if len(values) == 1 else f" in ({', '.join(values)})"
+                return f"excluded {segment['feature']}{where}", document["version"]
             # A breach on all traffic has no segment to exclude: step back a stage instead.
         document = _rollback_stage(reason)
         _pause(reason)

@@ -1,10 +1,11 @@
 """detect_seed: on the seed-incident scenario, how soon after the 50% ramp the guardrails name
 (a) feature health: account_age_days in the social-login segment (target 2 min),
-(b) scoring latency (target 2 min), (c) conversion in the affected segment (target 10 min).
+(b) scoring latency (target 2 min), (c) conversion in the affected segment (target 10 min): one
+social-login method, or both pooled as the population feature health implicates.
 
 The simulator's events go through the real pipeline (ingest -> refresh -> guardrail
 evaluation), with the evaluation clock following the simulated time: the pipeline is run every
-5 simulated seconds (~105 orders) for 5 minutes, then every 15 s. The figure is the number of orders decided after the ramp
+5 simulated seconds (~105 orders; live, beat runs it every 2 s). The figure is the number of orders decided after the ramp
 until the first breach, converted to minutes at ShopSwift's rate (21 orders/s), so it holds at
 any simulator speed and the evaluation cadence is not the bottleneck.
 
@@ -85,8 +86,9 @@ def run():
     index, clock, evaluations, eval_seconds = 0, ramp_at, 0, 0.0
     end = ramp_at + timedelta(minutes=POST_RAMP_MINUTES)
     while clock < end and not all(key in found for key in targets):
-        # every 5 s for the first 5 minutes (the 2-minute targets), then every 15 s
-        clock += timedelta(seconds=STEP_SECONDS if clock - ramp_at < timedelta(minutes=5) else 3 * STEP_SECONDS)
+        # every 5 s throughout: a settled minute of outcomes lands at a minute boundary, and a
+        # coarser clock would add its own lag to the figure
+        clock += timedelta(seconds=STEP_SECONDS)
         chunk = []
         while index < len(post) and _parse(post[index]["occurred_at"]) < clock:
             chunk.append(post[index])
@@ -115,8 +117,9 @@ def run():
                 found["latency_fallback"] = {"orders": len(orders_after_ramp), "item": item}
             if "latency" not in found and item["metric"] == "latency_p95_ms":
                 found["latency"] = {"orders": len(orders_after_ramp), "item": item}
+            # one social-login method, or both pooled (the population feature health implicates)
             if ("conversion_segment" not in found and item["metric"] == "conversion"
-                    and segment.get("feature") == "signup_method" and segment.get("value") in SOCIAL):
+                    and segment.get("feature") == "signup_method" and set(segment.get("in") or ()) <= SOCIAL):
                 found["conversion_segment"] = {"orders": len(orders_after_ramp), "item": item}
     for key, target in targets.items():
         hit = found.get(key)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from metrics.models import segment_dict
+
 _alert_ids = itertools.count(9000)
 
 
@@ -21,7 +23,7 @@ def breach_alert(*, segment_value: str | None = "social_google", feature: str = 
     return {
         "alert_id": alert_id if alert_id is not None else next(_alert_ids),
         "guardrail": guardrail, "metric": metric,
-        "segment": {"feature": feature, "value": segment_value} if segment_value else None,
+        "segment": segment_dict(feature, segment_value) if segment_value else None,
         "status": status, "action": action,
         "evidence": "default share 0.62 vs reference 0.03 (n=1200 vs 5400)",
         "at": iso(at or timezone.now()),

@@ -40,6 +40,14 @@ def test_a_second_breach_attaches_and_widens_the_population():
     assert [e.kind for e in timeline(incident)].count("alert") >= 2
 
 
+def test_a_breach_on_a_pooled_population_covers_all_its_values():
+    services.on_alert(breach_alert(segment_value="social_google"))
+    services.on_alert(breach_alert(segment_value="social_apple|social_google", guardrail="conversion",
+                                   metric="conversion", action="halt_ramp"))
+    assert open_incident().affected_population["segment"] == {"feature": "signup_method",
+                                                              "in": ["social_google", "social_apple"]}
+
+
 def test_a_breach_on_all_traffic_widens_to_no_segment():
     services.on_alert(breach_alert(segment_value="social_google"))
     services.on_alert(breach_alert(segment_value=None, guardrail="scoring_latency_p95", action="rollback_stage"))

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from metrics.guardrails import compute, evaluate, latest_statuses
+from metrics.guardrails import IMPLICATED_ALPHA_SHARE, compute, evaluate, family_weight, latest_statuses
 from metrics.models import Alert, Guardrail
 from tests.metrics.conftest import cohort_events, store
 
@@ -56,6 +56,10 @@ def test_orders_younger_than_the_maturity_are_left_out(fold, now):
     assert result.status == "insufficient_data"
 
 
+def _covering_guardrails() -> int:
+    return Guardrail.objects.filter(kind=Guardrail.Kind.DELTA, enabled=True).exclude(segment_feature="").count()
+
+
 def test_holm_step_down_relaxes_alpha_once_others_breach(fold, now):
     rng = random.Random(14)
     start = now - timedelta(minutes=30)
@@ -63,15 +67,61 @@ def test_holm_step_down_relaxes_alpha_once_others_breach(fold, now):
           + cohort_events(rng, n=2000, arm="treatment", start=start, minutes=25, conversion=0.55))
     fold()
     results = [r for r in compute(now=now) if r.guardrail.kind == Guardrail.Kind.DELTA]
-    family = len(results)
+    # no feature is broken: nothing is implicated, yet the held weight stays in the family
+    total, held = family_weight(comparisons=len(results), covering_guardrails=_covering_guardrails())
+    assert total == pytest.approx(len(results) / (1 - IMPLICATED_ALPHA_SHARE)) and held > 0
     breached = [r for r in results if r.status == "breach"]
     assert breached, [r.evidence for r in results]
     others = [r for r in results if r.min_sample_met and r.status != "breach"]
+    assert others
     for result in others:
-        assert result.details["tests"] == family - len(breached)
-        assert result.details["alpha"] == pytest.approx(0.05 / (family - len(breached)))
-        assert "Holm-Bonferroni" in result.evidence
-    assert all(r.details["family"] == family for r in results if r.min_sample_met)
+        assert result.details["alpha"] == pytest.approx(0.05 / (total - len(breached)))
+        assert "weighted Holm-Bonferroni" in result.evidence and "held for populations feature health implicates" in result.evidence
+
+
+def test_the_population_feature_health_implicates_is_tested_pooled_at_the_held_weight(fold, now):
+    """Both social-login methods read account_age_days as 0 and their treatment converts far
+    worse. Each method alone is below the minimum sample; pooled they are not, and the pooled
+    comparison breaches at alpha x (held weight) / (family weight)."""
+    # a minimum sample that each social-login method alone does not reach, the two pooled do
+    Guardrail.objects.filter(kind=Guardrail.Kind.DELTA).update(min_sample=500)
+    rng = random.Random(21)
+    baseline = now - timedelta(minutes=90)
+    for method, age in (("social_google", 30), ("social_apple", 40), ("email", 700)):
+        store(cohort_events(rng, n=400, arm="control", start=baseline, minutes=60, conversion=0.72, policy_version=2,
+                            features={"signup_method": method, "account_age_days": age}))
+    ramp = now - timedelta(minutes=10)
+    events = []
+    for method in ("social_google", "social_apple"):
+        for arm, conversion in (("control", 0.72), ("treatment", 0.50)):
+            events += cohort_events(rng, n=500, arm=arm, start=ramp, minutes=9.5, conversion=conversion, policy_version=3,
+                                    features={"signup_method": method, "account_age_days": 0})
+    for arm in ("control", "treatment"):
+        events += cohort_events(rng, n=1000, arm=arm, start=ramp, minutes=9.5, conversion=0.72, policy_version=3,
+                                features={"signup_method": "email", "account_age_days": 700})
+    store(events)
+    fold()
+    results = compute(now=now)
+    for value in ("social_google", "social_apple"):
+        alone = _result(results, "conversion", "conversion", ("signup_method", value))
+        assert alone.status == "insufficient_data", alone.evidence  # about 300 settled orders per arm
+    pooled = _result(results, "conversion", "conversion", ("signup_method", "social_apple|social_google"))
+    assert pooled.status == "breach", pooled.evidence
+    assert "signup_method in (social_apple, social_google)" in pooled.evidence
+    per_value = [_result(results, "conversion", "conversion", ("signup_method", v)) for v in ("social_google", "social_apple")]
+    assert pooled.details["treatment"]["denominator"] == sum(r.details["n_treatment"] for r in per_value)
+    assert pooled.details["control"]["denominator"] == sum(r.details["n_control"] for r in per_value)
+    ordinary = [r for r in results if r.guardrail.kind == Guardrail.Kind.DELTA and "|" not in (r.segment or ("", ""))[1]]
+    total, held = family_weight(comparisons=len(ordinary), covering_guardrails=_covering_guardrails())
+    assert pooled.details["alpha"] == pytest.approx(0.05 * held / total)
+    # the false-decline guardrail tests the same population (its declines are repeat buyers: false)
+    assert _result(results, "false-decline-proxy", "false_decline_rate",
+                   ("signup_method", "social_apple|social_google")).status == "breach"
+    evaluate(now=now)
+    segment = {"feature": "signup_method", "value": "social_apple|social_google", "in": ["social_apple", "social_google"]}
+    assert any(i["name"] == "conversion" and i["status"] == "breach" and i["segment"] == segment for i in latest_statuses())
+    alert = Alert.objects.get(guardrail__name="conversion", seg_value="social_apple|social_google")
+    assert alert.as_message()["segment"] == segment
 
 
 def test_a_chance_rise_on_a_small_segment_does_not_breach_feature_health(fold, now):

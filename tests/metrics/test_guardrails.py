@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 def _status(items, name, metric=None, segment=None):
     for item in items:
-        if item["name"] == name and (metric is None or item["metric"] == metric) and item["segment"] == segment:
+        subject = {"feature": item["segment"]["feature"], "value": item["segment"]["value"]} if item["segment"] else None
+        if item["name"] == name and (metric is None or item["metric"] == metric) and subject == segment:
             return item
     raise AssertionError(f"no status {name} {metric} {segment}: {[(i['name'], i['metric'], i['segment']) for i in items]}")
 
@@ -108,7 +109,7 @@ def test_feature_health_names_the_feature_and_the_segment(fold, now):
                         {"feature": "is_repeat_buyer", "value": "true"})
     assert bystander["status"] == "warn" and "signup_method=social_google" in bystander["evidence"]
     alert = Alert.objects.get(guardrail__name="feature-health", metric="feature_health:account_age_days", seg_value="social_google")
-    assert alert.as_message()["segment"] == {"feature": "signup_method", "value": "social_google"}
+    assert alert.as_message()["segment"] == {"feature": "signup_method", "value": "social_google", "in": ["social_google"]}
     assert not Alert.objects.filter(guardrail__name="feature-health", seg_feature="is_repeat_buyer").exists()
 
 

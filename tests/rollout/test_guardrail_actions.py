@@ -41,6 +41,15 @@ def test_exclude_segment_alert_excludes_that_segment_and_halts_the_ramp(at_25):
     assert services.ramp_status()["paused"]
 
 
+def test_exclude_segment_alert_on_a_pooled_population_excludes_every_value(at_25):
+    outcome = guardrail_actions.handle_alert(alert(44, "exclude_segment", {
+        "feature": "signup_method", "value": "social_apple|social_google", "in": ["social_apple", "social_google"]}))
+    assert outcome == "excluded signup_method in (social_apple, social_google)"
+    document = services.current_policy()
+    assert document["segment_overrides"] == [{"feature": "signup_method", "in": ["social_apple", "social_google"],
+                                              "arm": "control"}]
+
+
 def test_rollback_stage_alert_steps_back_one_stage(at_25):
     assert guardrail_actions.handle_alert(alert(43, "rollback_stage")) == "rolled back to 10%"
     assert services.current_policy()["traffic_pct"] == 10.0
