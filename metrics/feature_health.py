@@ -34,6 +34,7 @@ from django.utils.dateparse import parse_datetime
 
 from metrics import stats
 from metrics.kpis import _union
+from shopswift_ops.read_scope import reads_once
 
 DEFAULT_SHARE_MARGIN = 0.05
 PSI_THRESHOLD = 0.25
@@ -46,6 +47,7 @@ PSI_CHANCE_FRACTION = 0.2
 EARLY_BASELINE = timedelta(hours=1)
 
 
+@reads_once
 def feature_counts(*, start: datetime, end: datetime, segment_feature: str | None) -> dict:
     """{(feature, seg_value): {"n", "defaults", "nulls", "out_of_range", "bins": {bin: n}}}."""
     where = "seg_feature = %s"
@@ -72,6 +74,7 @@ def _has_data(start: datetime, end: datetime) -> bool:
         return cursor.fetchone() is not None
 
 
+@reads_once
 def reference_window(*, start: datetime, end: datetime) -> dict | None:
     week = timedelta(days=7)
     if _has_data(start - week, end - week):
@@ -90,6 +93,7 @@ def reference_window(*, start: datetime, end: datetime) -> dict | None:
     return {"kind": "early_baseline", "from": earliest, "to": baseline_end}
 
 
+@reads_once
 def _thresholds() -> tuple[float, float, int]:
     from metrics.models import Guardrail
 

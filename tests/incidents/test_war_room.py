@@ -122,3 +122,41 @@ def test_confirm_page_shows_expected_effect_and_asks_for_a_reason(user_client):
     html = response.content.decode()
     assert 'data-testid="effect-before"' in html and 'data-testid="effect-after"' in html
     assert 'name="reason"' in html and "required" in html
+
+
+def test_a_day_is_charted_in_hours_on_the_hour_grid(user_client):
+    import json
+
+    html = user_client("risk_ops").get("/war-room/?range=24h").content.decode()
+    config = json.loads(re.search(r'<script id="wr-config" type="application/json">(.*?)</script>', html).group(1))
+    series = json.loads(re.search(r'<script id="wr-series" type="application/json">(.*?)</script>', html).group(1))
+    assert config["bucket_seconds"] == 3600
+    assert len(series["buckets"]) == 25  # 24 h that start mid-hour touch 25 hours (or 24 on the hour)
+    assert all(b.endswith(":00:00+00:00") for b in series["buckets"])
+
+
+def test_custom_ranges_of_hour_sized_points_use_whole_hours():
+    from datetime import UTC, datetime
+
+    state = wr.parse_state({"range": "custom", "from": "2026-11-01T00:00:00Z", "to": "2026-11-28T10:00:00Z"})
+    assert state.bucket_seconds % 3600 == 0
+    short = wr.parse_state({"range": "custom", "from": "2026-11-28T00:00:00Z", "to": "2026-11-28T10:00:00Z"})
+    assert short.bucket_seconds == 300 and datetime(2026, 11, 28, tzinfo=UTC) == short.start
+
+
+def test_panels_share_their_sources_one_read_each(user_client):
+    """Header, guardrails, controls, diagnosis and the tables ask for the same policy, ramp status,
+    guardrail statuses and window counts: the page reads each once (read_scope)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = user_client("risk_ops")
+    client.get("/war-room/?range=24h")  # session and first-use queries out of the way
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/war-room/?range=24h").status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum(s.startswith('SELECT "rollout_servedpolicy"."id"') for s in sql) == 1
+    assert sum(s.startswith('SELECT "rollout_rampplan"."id"') for s in sql) == 1
+    assert sum(s.startswith('SELECT "metrics_guardrailstatus"."id"') for s in sql) <= 2  # the page's + the ramp gates'
+    assert sum("metrics_rollup_feature_minute WHERE bucket" in s and "GROUP BY" in s for s in sql) <= 8
+    assert len(sql) <= 45, "\n".join(sql)
