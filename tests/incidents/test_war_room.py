@@ -20,17 +20,26 @@ def test_page_renders_every_panel_without_inline_script(user_client):
     for tag in re.findall(r"<script[^>]*>", html):
         assert 'src="/static/' in tag or 'type="application/json"' in tag, tag
     assert 'ws-connect="/ws/war-room/?range=1h"' in html
-    assert "/static/vendor/plotly/plotly.min.js" in html
+    assert "/static/vendor/plotly-basic/plotly-basic.min.js" in html
     assert "hx-ws-2" in html
 
 
-def test_plotly_and_htmx_are_served_from_packages_not_a_cdn(client):
-    for path in ("/static/vendor/plotly/plotly.min.js", "/static/django_htmx/htmx-2.min.js",
+def test_plotly_and_htmx_are_served_by_us_not_a_cdn(client):
+    for path in ("/static/vendor/plotly-basic/plotly-basic.min.js", "/static/django_htmx/htmx-2.min.js",
                  "/static/django_htmx/ext/hx-ws-2.min.js", "/static/js/war_room.js", "/static/css/war_room.css"):
         response = client.get(path)
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content) if response.streaming else response.content
         assert len(body) > 1000, path
+
+
+def test_plotly_is_its_minified_basic_bundle():
+    """scatter and bar are all the war room draws: the basic bundle, not the 4.8 MB full one."""
+    from django.contrib.staticfiles import finders
+
+    path = finders.find("vendor/plotly-basic/plotly-basic.min.js")
+    with open(path, encoding="utf-8") as bundle:
+        assert "plotly.js (basic - minified) v4.1.1" in bundle.read(300)
 
 
 def test_controls_present_for_risk_ops_absent_for_support(user_client):
