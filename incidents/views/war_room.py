@@ -216,9 +216,16 @@ _STATUS_RANK = {"breach": 3, "warn": 2, "insufficient_data": 1, "ok": 0}
 
 @reads_once
 def _guardrail_items():
-    available, result = _call("metrics.guardrails", "latest_statuses")
-    if not available:
+    if _source("metrics.guardrails", "latest_statuses") is None:
         return None, None
+    # The ramp gates read the same statuses through rollout.gates (once per render): one read for
+    # the header, the guardrails panel and the ramp status.
+    available, result = _call("rollout.gates", "latest_guardrail_statuses")
+    if not available:
+        available, result = _call("metrics.guardrails", "latest_statuses")
+    elif isinstance(result, tuple):
+        statuses, why = result
+        result = {"error": f"metrics.guardrails.latest_statuses failed: {why}"} if statuses is None else statuses
     if isinstance(result, dict) and "error" in result:
         return result, None
     items = result.get("guardrails", result) if isinstance(result, dict) else result

@@ -166,6 +166,20 @@ def test_panels_share_their_sources_one_read_each(user_client):
     sql = [q["sql"] for q in queries.captured_queries]
     assert sum(s.startswith('SELECT "rollout_servedpolicy"."id"') for s in sql) == 1
     assert sum(s.startswith('SELECT "rollout_rampplan"."id"') for s in sql) == 1
-    assert sum(s.startswith('SELECT "metrics_guardrailstatus"."id"') for s in sql) <= 2  # the page's + the ramp gates'
+    assert sum(s.startswith('SELECT "metrics_guardrailstatus"."id"') for s in sql) == 1  # page and ramp gates
     assert sum("metrics_rollup_feature_minute WHERE bucket" in s and "GROUP BY" in s for s in sql) <= 8
     assert len(sql) <= 45, "\n".join(sql)
+
+
+def test_a_failing_guardrail_engine_breaks_only_its_panel(user_client, monkeypatch):
+    import metrics.guardrails
+
+    def broken():
+        raise RuntimeError("engine down")
+
+    monkeypatch.setattr(metrics.guardrails, "latest_statuses", broken)
+    response = user_client("risk_ops").get("/war-room/?range=1h")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "metrics.guardrails.latest_statuses failed" in html
+    assert 'id="wr-summary"' in html and 'id="wr-controls"' in html
