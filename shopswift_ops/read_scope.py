@@ -33,6 +33,11 @@ def read_scope():
         _answers.reset(token)
 
 
+def in_read_scope() -> bool:
+    """True inside read_scope(): a selector may then read more at once, knowing the answer is shared."""
+    return _answers.get() is not None
+
+
 def reads_once(fn):
     """Within a read_scope(), call `fn` once per distinct (hashable) arguments."""
     signature = inspect.signature(fn)

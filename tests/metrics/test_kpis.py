@@ -196,3 +196,23 @@ def test_hourly_timeseries_buckets_equal_raw_counts_of_their_part_of_the_window(
                                                                                                   latency_bin_value)
             checked += orders
     assert checked == sum(c["orders"] for c in raw_counts(start=start, end=now).values())
+
+
+def test_feature_health_in_a_read_scope_equals_the_one_dimension_reads(fold, now):
+    """Inside a page render (read_scope) feature counts of every segment dimension come from one
+    scan; each dimension's answer must be what its own read gives."""
+    from metrics.feature_health import feature_counts, feature_health
+    from shopswift_ops.read_scope import read_scope
+
+    start = now - timedelta(hours=2, minutes=17)
+    store(random_traffic(random.Random(31), orders=300, start=start, minutes=130))
+    fold()
+    alone = {seg: feature_counts(start=start, end=now, segment_feature=seg)
+             for seg in (None, "signup_method", "is_repeat_buyer", "amount_band")}
+    health = {seg: feature_health(start=start, end=now, segment_feature=seg) for seg in ("signup_method", "amount_band")}
+    assert alone[None] and alone["signup_method"]
+    with read_scope():
+        for seg, counts in alone.items():
+            assert feature_counts(start=start, end=now, segment_feature=seg) == counts, seg
+        for seg, items in health.items():
+            assert feature_health(start=start, end=now, segment_feature=seg) == items, seg
