@@ -6,10 +6,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents.models import AUDIENCES, Incident, StatusUpdate, TimelineEntry
+from shopswift_ops.read_scope import reads_once
 
 DEFAULT_ROLLOUT = getattr(settings, "INCIDENTS_DEFAULT_ROLLOUT", "fraud-model")
 
 
+@reads_once
 def open_incident(*, rollout_key: str | None = None) -> Incident | None:
     """The open incident (of a rollout, or the most recently opened of any), or None."""
     qs = Incident.objects.exclude(status="resolved")

@@ -34,6 +34,7 @@ from django.utils.dateparse import parse_datetime
 
 from metrics import stats
 from metrics.kpis import _union
+from shopswift_ops.read_scope import in_read_scope, reads_once
 
 DEFAULT_SHARE_MARGIN = 0.05
 PSI_THRESHOLD = 0.25
@@ -46,23 +47,50 @@ PSI_CHANCE_FRACTION = 0.2
 EARLY_BASELINE = timedelta(hours=1)
 
 
+@reads_once
 def feature_counts(*, start: datetime, end: datetime, segment_feature: str | None) -> dict:
     """{(feature, seg_value): {"n", "defaults", "nulls", "out_of_range", "bins": {bin: n}}}."""
-    where = "seg_feature = %s"
-    source, args = _union("metrics_rollup_feature", start, end, where, [segment_feature or ""])
-    result: dict = defaultdict(lambda: {"n": 0, "defaults": 0, "nulls": 0, "out_of_range": 0, "bins": {}})
+    if in_read_scope():
+        # A page asks for several dimensions of the same window (feature health of its segment,
+        # the diagnosis board's drift over every dimension): one scan reads them all.
+        by_dimension = feature_counts_by_dimension(start=start, end=end)
+        if segment_feature in by_dimension:
+            return by_dimension[segment_feature]
+    return _feature_counts(start=start, end=end, segment_features=(segment_feature,))[segment_feature]
+
+
+@reads_once
+def segment_dimensions() -> tuple[str | None, ...]:
+    """None (all traffic) and every segment dimension of the registry."""
+    from metrics.models import FeatureDefinition
+
+    return (None, *FeatureDefinition.objects.filter(segment_dimension=True).order_by("name")
+            .values_list("name", flat=True))
+
+
+@reads_once
+def feature_counts_by_dimension(*, start: datetime, end: datetime) -> dict:
+    """feature_counts of the window for all traffic and every segment dimension, in one scan."""
+    return _feature_counts(start=start, end=end, segment_features=segment_dimensions())
+
+
+def _feature_counts(*, start: datetime, end: datetime, segment_features) -> dict:
+    where = "seg_feature = ANY(%s)"
+    source, args = _union("metrics_rollup_feature", start, end, where, [[s or "" for s in segment_features]])
+    result: dict = {s: defaultdict(lambda: {"n": 0, "defaults": 0, "nulls": 0, "out_of_range": 0, "bins": {}})
+                    for s in segment_features}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT feature, seg_value, bin, sum(n), sum(defaults), sum(nulls), sum(out_of_range)
-                FROM ({source}) r GROUP BY 1, 2, 3 HAVING sum(n) > 0""", args)
-        for feature, value, bin_label, n, defaults, nulls, out_of_range in cursor.fetchall():
-            entry = result[(feature, value)]
+            f"""SELECT seg_feature, feature, seg_value, bin, sum(n), sum(defaults), sum(nulls), sum(out_of_range)
+                FROM ({source}) r GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0""", args)
+        for seg_feature, feature, value, bin_label, n, defaults, nulls, out_of_range in cursor.fetchall():
+            entry = result[seg_feature or None][(feature, value)]
             entry["n"] += int(n)
             entry["defaults"] += int(defaults)
             entry["nulls"] += int(nulls)
             entry["out_of_range"] += int(out_of_range)
             entry["bins"][bin_label] = int(n)
-    return dict(result)
+    return {s: dict(counts) for s, counts in result.items()}
 
 
 def _has_data(start: datetime, end: datetime) -> bool:
@@ -72,6 +100,7 @@ def _has_data(start: datetime, end: datetime) -> bool:
         return cursor.fetchone() is not None
 
 
+@reads_once
 def reference_window(*, start: datetime, end: datetime) -> dict | None:
     week = timedelta(days=7)
     if _has_data(start - week, end - week):
@@ -90,6 +119,7 @@ def reference_window(*, start: datetime, end: datetime) -> dict | None:
     return {"kind": "early_baseline", "from": earliest, "to": baseline_end}
 
 
+@reads_once
 def _thresholds() -> tuple[float, float, int]:
     from metrics.models import Guardrail
 

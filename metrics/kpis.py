@@ -22,6 +22,7 @@ from django.db import connection
 from metrics import stats
 from metrics.population import POPULATION_ELIGIBLE
 from metrics.rollups import COUNTER_NAMES, latency_bin_value
+from shopswift_ops.read_scope import reads_once
 
 ARMS = ("control", "treatment")
 
@@ -106,6 +107,7 @@ def _union(table: str, start: datetime, end: datetime, where: str, params: list)
 
 # -- reading the rollups ---------------------------------------------------------------------
 
+@reads_once
 def cohort_counts(*, start: datetime, end: datetime, segment_feature: str | None = None,
                   eligible_only: bool = True, policy_version: int | None = None) -> dict[tuple[str, str], dict]:
     """{(arm, segment value or ''): {counter: sum}} over the window."""
@@ -125,6 +127,7 @@ def cohort_counts(*, start: datetime, end: datetime, segment_feature: str | None
             for row in rows}
 
 
+@reads_once
 def latency_histograms(*, start: datetime, end: datetime, segment_feature: str | None = None,
                        eligible_only: bool = True, policy_version: int | None = None) -> dict[tuple[str, str], dict[int, int]]:
     where = "seg_feature = %s" + (" AND eligible" if eligible_only else "")
@@ -284,32 +287,40 @@ def _rate_band(rate: Rate, counts: dict) -> tuple[float | None, float | None, fl
 
 
 def kpi_timeseries(*, start: datetime, end: datetime, bucket_seconds: int, segment: dict | None = None) -> dict:
-    """Per-bucket values with 95 % bands, per arm, for charts."""
+    """Per-bucket values with 95 % bands, per arm, for charts.
+
+    Buckets of whole hours lie on the UTC hour grid (the first one starts at the hour the window
+    starts in and holds only the window's part of it), so the hourly rollups answer every complete
+    hour and the per-minute ones only the window's ragged first and last hour. Other bucket sizes
+    start at the window's first minute and read the per-minute rollups."""
     if bucket_seconds < 60 or bucket_seconds % 60:
         raise ValueError("bucket_seconds: a positive multiple of 60")
     a, b = floor_minute(start), ceil_minute(end)
-    grain = "hour" if bucket_seconds % 3600 == 0 and a.minute == 0 else "minute"
-    count = max(0, -(-int((b - a).total_seconds()) // bucket_seconds))
-    buckets = [a + timedelta(seconds=i * bucket_seconds) for i in range(count)]
+    hourly = bucket_seconds % 3600 == 0
+    origin = a.replace(minute=0) if hourly else a
+    count = max(0, -(-int((b - origin).total_seconds()) // bucket_seconds)) if b > a else 0
+    buckets = [origin + timedelta(seconds=i * bucket_seconds) for i in range(count)]
     seg_feature, seg_value = (segment["feature"], segment_value_text(segment.get("value"))) if segment else ("", "")
+    where, params = "seg_feature = %s AND seg_value = %s AND eligible", [seg_feature, seg_value]
+    if hourly:
+        counts_source, counts_args = _union("metrics_rollup", a, b, where, params)
+        latency_source, latency_args = _union("metrics_rollup_latency", a, b, where, params)
+    else:
+        minutes = f"WHERE bucket >= %s AND bucket < %s AND {where}"
+        counts_source, counts_args = f"SELECT * FROM metrics_rollup_minute {minutes}", [a, b, *params]
+        latency_source, latency_args = f"SELECT * FROM metrics_rollup_latency_minute {minutes}", [a, b, *params]
     index_sql = "floor(extract(epoch FROM bucket - %s) / %s)::int"
     sums = ", ".join(f"sum({name})" for name in COUNTER_NAMES)
     per_bucket: dict[tuple[str, int], dict] = {}
     hist_bucket: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT arm, {index_sql}, {sums} FROM metrics_rollup_{grain}
-                WHERE bucket >= %s AND bucket < %s AND seg_feature = %s AND seg_value = %s AND eligible
-                GROUP BY 1, 2""",
-            [a, bucket_seconds, a, b, seg_feature, seg_value])
+        cursor.execute(f"SELECT arm, {index_sql}, {sums} FROM ({counts_source}) r GROUP BY 1, 2",
+                       [origin, bucket_seconds, *counts_args])
         for row in cursor.fetchall():
             per_bucket[(row[0], row[1])] = {name: (float(v) if name.endswith("_sq") else int(v or 0))
                                             for name, v in zip(COUNTER_NAMES, row[2:])}
-        cursor.execute(
-            f"""SELECT arm, {index_sql}, bin, sum(count) FROM metrics_rollup_latency_{grain}
-                WHERE bucket >= %s AND bucket < %s AND seg_feature = %s AND seg_value = %s AND eligible
-                GROUP BY 1, 2, 3""",
-            [a, bucket_seconds, a, b, seg_feature, seg_value])
+        cursor.execute(f"SELECT arm, {index_sql}, bin, sum(count) FROM ({latency_source}) r GROUP BY 1, 2, 3",
+                       [origin, bucket_seconds, *latency_args])
         for arm, index, bin_index, total in cursor.fetchall():
             hist_bucket[(arm, index)][bin_index] = int(total)
     arms: dict = {}

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 
+from shopswift_ops.read_scope import reads_once
+
 logger = logging.getLogger(__name__)
 
 MISSING_DATA = "missing_data"
 INSUFFICIENT = "insufficient_data"
 
 
+@reads_once
 def latest_guardrail_statuses() -> tuple[list[dict] | None, str]:
     """The guardrail engine's latest statuses, or (None, why) when they cannot be read."""
     try:

@@ -21,6 +21,7 @@ from rollout.models import (FALLBACKS, MODES, AdvanceRequest, AuditEntry, Policy
                             ServedPolicy, SignOff)
 from shopswift_ops import live
 from shopswift_ops.access import ROLE_LABELS, ROLES
+from shopswift_ops.read_scope import reads_once
 
 ACTIONS = ("kill", "rollback", "set_traffic", "exclude_segment", "include_segment", "set_mode", "set_thresholds",
            "set_fallback")
@@ -109,6 +110,7 @@ def ensure_initialized() -> None:
 
 # --- reads ---------------------------------------------------------------------------------------
 
+@reads_once
 def served() -> ServedPolicy:
     row = ServedPolicy.objects.filter(pk=1).first()
     if row is None:
@@ -324,6 +326,7 @@ def _stage_dict(stage: RampStage | None) -> dict | None:
             "required_roles": list(stage.required_roles)}
 
 
+@reads_once
 def ramp_status(*, now: datetime | None = None) -> dict:
     ensure_initialized()
     now = now or timezone.now()

@@ -24,14 +24,17 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from shopswift_ops.access import request_can, requires
+from shopswift_ops.read_scope import read_scope, reads_once
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "incidents/war_room.html"
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24)}
 RANGE_LABELS = {"15m": "15 min", "1h": "1 h", "6h": "6 h", "24h": "24 h", "custom": "custom"}
-# Chart resolution per range: enough points to see a trend, few enough to draw fast.
-BUCKET_SECONDS = {"15m": 60, "1h": 60, "6h": 300, "24h": 900}  # rollups are per minute
+# Chart resolution per range: enough points to see a trend, few enough to draw fast. Rollups are
+# per minute and per hour: a day in whole hours is read from the hourly rollups (25 points, the
+# first and last hour partial), where 15-minute points had to sum 1,440 minutes of histograms.
+BUCKET_SECONDS = {"15m": 60, "1h": 60, "6h": 300, "24h": 3600}
 SEGMENT_FEATURES = ("signup_method", "is_repeat_buyer", "amount_band")
 SEGMENT_SORTS = {"orders": "orders", "conversion_delta": "conversion_delta", "gmv_lost": "gmv_lost_minor"}
 # Panels and the live topics that make them stale (consumers re-render them on that news).
@@ -127,7 +130,9 @@ class State:
         if self.range != "custom":
             return BUCKET_SECONDS[self.range]
         span = (self.end - self.start).total_seconds()
-        return max(60, int(span // 120 // 60 * 60))
+        seconds = max(60, int(span // 120 // 60 * 60))
+        # hour-sized points of a long range are whole hours, which the hourly rollups answer
+        return seconds // 3600 * 3600 if seconds >= 3600 else seconds
 
     def query(self, **changes) -> str:
         params = {"range": self.range}
@@ -209,10 +214,18 @@ def last_event_at() -> datetime | None:
 _STATUS_RANK = {"breach": 3, "warn": 2, "insufficient_data": 1, "ok": 0}
 
 
+@reads_once
 def _guardrail_items():
-    available, result = _call("metrics.guardrails", "latest_statuses")
-    if not available:
+    if _source("metrics.guardrails", "latest_statuses") is None:
         return None, None
+    # The ramp gates read the same statuses through rollout.gates (once per render): one read for
+    # the header, the guardrails panel and the ramp status.
+    available, result = _call("rollout.gates", "latest_guardrail_statuses")
+    if not available:
+        available, result = _call("metrics.guardrails", "latest_statuses")
+    elif isinstance(result, tuple):
+        statuses, why = result
+        result = {"error": f"metrics.guardrails.latest_statuses failed: {why}"} if statuses is None else statuses
     if isinstance(result, dict) and "error" in result:
         return result, None
     items = result.get("guardrails", result) if isinstance(result, dict) else result
@@ -559,16 +572,19 @@ def series(*, state: State, since: datetime | None = None) -> dict:
 
 def panel_context(*, state: State, panels, can_write: bool) -> dict:
     context = {"state": state, "can_write": can_write, "range_labels": RANGE_LABELS, "live": state.live}
-    for name in panels:
-        context.update(CONTEXTS[name](state=state))
+    # Panels share their sources (policy, ramp, guardrails, the window's counts): one read each.
+    with read_scope():
+        for name in panels:
+            context.update(CONTEXTS[name](state=state))
     return context
 
 
 def render_panels(*, state: State, panels, can_write: bool, request=None) -> str:
     """The named partials, each one out-of-band swappable by its id (the websocket's message)."""
-    context = panel_context(state=state, panels=panels, can_write=can_write)
-    context["oob"] = True
-    return "".join(render_to_string(f"{TEMPLATE}#{name}", context, request=request).strip() for name in panels)
+    with read_scope():
+        context = panel_context(state=state, panels=panels, can_write=can_write)
+        context["oob"] = True
+        return "".join(render_to_string(f"{TEMPLATE}#{name}", context, request=request).strip() for name in panels)
 
 
 def war_room_url(state: State) -> str:
@@ -596,6 +612,11 @@ def war_room(request, incident_id: int | None = None):
     if error:
         return error
     can_write = request_can(request, "rollout:write")
+    with read_scope():
+        return _war_room_page(request, state, can_write)
+
+
+def _war_room_page(request, state: State, can_write: bool):
     context = panel_context(state=state, panels=PANELS, can_write=can_write)
     context.update(charts_context(state=state))
     initial_series = series(state=state)

@@ -1,6 +1,7 @@
 // The war room's charts and live connection. The page reads fine without this file: every
-// number is rendered by the server. This adds Plotly charts that grow in place (extendTraces),
-// the websocket status ("stale" when disconnected) and the confirmation dialog.
+// number is rendered by the server. This adds Plotly charts that grow in place (new points are
+// merged into the series held here and each chart is updated with Plotly.react), the websocket
+// status ("stale" when disconnected) and the confirmation dialog.
 (function () {
   "use strict";
 
@@ -8,10 +9,12 @@
   var BANDS = { control: "rgba(76,86,106,0.15)", treatment: "rgba(213,94,0,0.15)" };
   var DASHES = ["solid", "dash", "dot", "dashdot"];
   var ARMS = ["control", "treatment"];
+  var FIELDS = ["value", "lo", "hi"];
 
   var state = {
     config: null,
-    charts: {},          // chart id -> {el, traces: [{metric, arm, field}], scale}
+    series: null,        // the points every chart draws: {buckets, arms: {arm: {metric: {value, lo, hi}}}}
+    charts: {},          // chart id -> {el, chart, layout, baseShapes}
     lastBucket: null,    // ISO string of the newest bucket drawn
     annotationKeys: {},
     annotations: [],
@@ -42,73 +45,99 @@
 
   function label(metric) { return metric.replace(/_/g, " ").replace(" ms", ""); }
 
-  function buildChart(chart, series) {
-    var el = document.getElementById("chart-" + chart.id);
-    if (!el || !window.Plotly) return;
+  // The 95% band as one closed shape per run of buckets that have one: along the upper bound, back
+  // along the lower (a null between runs keeps Plotly from joining them). One trace instead of a
+  // lower and an upper trace filled "tonexty": a third fewer traces to lay out and draw.
+  function bandShape(buckets, lo, hi) {
+    var x = [], y = [], run = [];
+    function close() {
+      if (!run.length) return;
+      if (x.length) { x.push(null); y.push(null); }
+      run.forEach(function (i) { x.push(buckets[i]); y.push(hi[i]); });
+      run.slice().reverse().forEach(function (i) { x.push(buckets[i]); y.push(lo[i]); });
+      run = [];
+    }
+    buckets.forEach(function (_, i) {
+      if (lo[i] === null || lo[i] === undefined || hi[i] === null || hi[i] === undefined) close();
+      else run.push(i);
+    });
+    close();
+    return { x: x, y: y };
+  }
+
+  function chartData(chart) {
+    var series = state.series;
+    var buckets = series.buckets;
     var data = [];
-    var traces = [];
-    var buckets = series.buckets || [];
     chart.metrics.forEach(function (metric, mi) {
       var factor = scaleOf(chart, metric);
-      var onY2 = (chart.y2 || []).indexOf(metric) >= 0;
+      var axis = (chart.y2 || []).indexOf(metric) >= 0 ? "y2" : "y";
       ARMS.forEach(function (arm) {
         var m = ((series.arms || {})[arm] || {})[metric] || {};
-        var common = { x: buckets.slice(), type: "scatter", mode: "lines", yaxis: onY2 ? "y2" : "y",
-                       legendgroup: arm + metric, hoverinfo: "x+y+name" };
-        data.push(Object.assign({}, common, { y: scaled(m.lo, factor), line: { width: 0 }, showlegend: false,
-                                              name: arm + " " + label(metric) + " 95% CI low", hoverinfo: "skip" }));
-        traces.push({ metric: metric, arm: arm, field: "lo" });
-        data.push(Object.assign({}, common, { y: scaled(m.hi, factor), line: { width: 0 }, fill: "tonexty",
-                                              fillcolor: BANDS[arm], showlegend: false,
-                                              name: arm + " " + label(metric) + " 95% CI", hoverinfo: "skip" }));
-        traces.push({ metric: metric, arm: arm, field: "hi" });
-        data.push(Object.assign({}, common, { y: scaled(m.value, factor), name: arm + " · " + label(metric),
-                                              line: { color: COLORS[arm], width: 2, dash: DASHES[mi % DASHES.length] } }));
-        traces.push({ metric: metric, arm: arm, field: "value" });
+        var band = bandShape(buckets, scaled(m.lo, factor), scaled(m.hi, factor));
+        data.push({ x: band.x, y: band.y, type: "scatter", mode: "lines", yaxis: axis, fill: "toself",
+                    fillcolor: BANDS[arm], line: { width: 0 }, showlegend: false, legendgroup: arm + metric,
+                    name: arm + " " + label(metric) + " 95% CI", hoverinfo: "skip" });
+        data.push({ x: buckets, y: scaled(m.value, factor), type: "scatter", mode: "lines", yaxis: axis,
+                    legendgroup: arm + metric, hoverinfo: "x+y+name", name: arm + " · " + label(metric),
+                    line: { color: COLORS[arm], width: 2, dash: DASHES[mi % DASHES.length] } });
       });
     });
+    return data;
+  }
+
+  function buildChart(chart, drawn) {
+    var el = document.getElementById("chart-" + chart.id);
+    if (!el || !window.Plotly) return;
+    var baseShapes = [];
+    if (chart.id === "latency" && state.config.timeout_ms) {
+      baseShapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: state.config.timeout_ms, y1: state.config.timeout_ms,
+                        line: { color: "#b3261e", dash: "dot", width: 1 } });
+    }
     var layout = {
       margin: { l: 50, r: chart.y2 ? 50 : 10, t: 10, b: 40 }, height: 260,
       legend: { orientation: "h", y: -0.25, font: { size: 11 } },
       xaxis: { type: "date", title: { text: "time (UTC)" } },
       yaxis: { title: { text: chart.unit }, rangemode: "tozero", zeroline: false },
-      shapes: [], annotations: [],
+      // the policy changes and alerts known at load are drawn with the chart, not in a second pass
+      shapes: baseShapes.concat(drawn.shapes), annotations: drawn.notes,
     };
     if (chart.y2) layout.yaxis2 = { overlaying: "y", side: "right", title: { text: "%" }, rangemode: "tozero" };
-    if (chart.id === "latency" && state.config.timeout_ms) {
-      layout.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: state.config.timeout_ms, y1: state.config.timeout_ms,
-                           line: { color: "#b3261e", dash: "dot", width: 1 } });
-    }
-    Plotly.newPlot(el, data, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] });
-    state.charts[chart.id] = { el: el, traces: traces, chart: chart, baseShapes: layout.shapes.slice() };
+    Plotly.newPlot(el, chartData(chart), layout, { displaylogo: false, responsive: true,
+                                                    modeBarButtonsToRemove: ["lasso2d", "select2d"] });
+    state.charts[chart.id] = { el: el, chart: chart, layout: layout, baseShapes: baseShapes };
   }
 
-  // Merge new points into every chart: the bucket the chart already ends with is replaced (it was
-  // still filling), newer ones are appended; both go through extendTraces, no new plot.
-  function extendCharts(series) {
-    var buckets = series.buckets || [];
-    if (!buckets.length) return;
+  // Merge new points into the series: the bucket the charts already end with is replaced (it was
+  // still filling), newer ones are appended, the oldest fall off past the window; then every chart
+  // is updated in place (Plotly.react: no new plot).
+  function extendCharts(update) {
+    var buckets = update.buckets || [];
+    if (!buckets.length || !state.series) return;
+    var series = state.series;
     var maxPoints = Math.ceil(state.config.window_seconds / state.config.bucket_seconds) + 1;
+    var keep = 0;
+    while (keep < series.buckets.length && series.buckets[keep] < buckets[0]) keep++;
+    var drop = Math.max(0, keep + buckets.length - maxPoints);
+    series.buckets = series.buckets.slice(drop, keep).concat(buckets);
+    ARMS.forEach(function (arm) {
+      var held = series.arms[arm] = series.arms[arm] || {};
+      var fresh = (update.arms || {})[arm] || {};
+      Object.keys(fresh).forEach(function (metric) {
+        if (!fresh[metric] || Array.isArray(fresh[metric])) return;   // "orders" is a plain list; not drawn
+        var old = held[metric] || {};
+        var merged = {};
+        FIELDS.forEach(function (field) {
+          var before = (old[field] || []).slice(drop, keep);
+          while (before.length < keep - drop) before.unshift(null);
+          merged[field] = before.concat(fresh[metric][field] || []);
+        });
+        held[metric] = merged;
+      });
+    });
     Object.keys(state.charts).forEach(function (id) {
       var entry = state.charts[id];
-      var gd = entry.el;
-      var update = { x: [], y: [] };
-      var indices = [];
-      entry.traces.forEach(function (trace, i) {
-        var existing = gd.data[i];
-        var xs = buckets.slice();
-        var values = ((((series.arms || {})[trace.arm] || {})[trace.metric] || {})[trace.field]) || [];
-        var ys = scaled(values, scaleOf(entry.chart, trace.metric));
-        // Drop what the chart already holds from the first new bucket on (normally just the last one).
-        while (existing.x.length && existing.x[existing.x.length - 1] >= xs[0]) {
-          existing.x.pop();
-          existing.y.pop();
-        }
-        update.x.push(xs);
-        update.y.push(ys);
-        indices.push(i);
-      });
-      Plotly.extendTraces(gd, update, indices, maxPoints);
+      Plotly.react(entry.el, chartData(entry.chart), entry.layout);
     });
     state.lastBucket = buckets[buckets.length - 1];
     state.updates += 1;
@@ -130,7 +159,8 @@
     return { shapes: shapes, notes: notes };
   }
 
-  function addAnnotations(items) {
+  // Remember annotations not seen yet; true when there were any.
+  function noteAnnotations(items) {
     var added = false;
     (items || []).forEach(function (a) {
       if (!a || !a.at) return;
@@ -140,11 +170,17 @@
       state.annotations.push(a);
       added = true;
     });
-    if (!added) return;
+    return added;
+  }
+
+  function addAnnotations(items) {
+    if (!noteAnnotations(items)) return;
     var drawn = annotationShapes();
     Object.keys(state.charts).forEach(function (id) {
       var entry = state.charts[id];
-      Plotly.relayout(entry.el, { shapes: entry.baseShapes.concat(drawn.shapes), annotations: drawn.notes });
+      entry.layout.shapes = entry.baseShapes.concat(drawn.shapes);
+      entry.layout.annotations = drawn.notes;
+      Plotly.relayout(entry.el, { shapes: entry.layout.shapes, annotations: entry.layout.annotations });
     });
   }
 
@@ -206,10 +242,12 @@
     state.config = readJson("wr-config");
     var series = readJson("wr-series") || {};
     if (!state.config) return;
-    state.config.charts.forEach(function (chart) { buildChart(chart, series); });
-    var buckets = series.buckets || [];
+    state.series = { buckets: series.buckets || [], arms: series.arms || {} };
+    noteAnnotations(state.config.annotations);
+    var drawn = annotationShapes();
+    state.config.charts.forEach(function (chart) { buildChart(chart, drawn); });
+    var buckets = state.series.buckets;
     state.lastBucket = buckets.length ? buckets[buckets.length - 1] : null;
-    addAnnotations(state.config.annotations);
     drawFeatureHealth();
     localTimes(document);
     state.readyAt = performance.now();  // charts drawn: the page is interactive (warroom_load reads it)

@@ -158,3 +158,61 @@ def test_timeseries_buckets_add_up_to_the_window(fold, now):
     email = kpi_timeseries(start=start, end=now, bucket_seconds=600, segment={"feature": "signup_method", "value": "email"})
     emails = _cohort(cohort_kpis(start=start, end=now, segment_feature="signup_method"), "control", "email")
     assert sum(email["arms"]["control"]["orders"]) == emails["orders"]["value"]
+
+
+def test_hourly_timeseries_buckets_equal_raw_counts_of_their_part_of_the_window(fold, now):
+    """Hour-sized buckets lie on the hour grid: complete hours come from the hourly rollups, the
+    window's ragged first and last hour from the per-minute ones; each bucket must equal a direct
+    count over the raw events of its part of the window (orders before the window left out)."""
+    from collections import Counter
+
+    from metrics import stats
+    from metrics.kpis import kpi_timeseries
+
+    start = now - timedelta(minutes=157)
+    if start.minute == 0:
+        start -= timedelta(minutes=1)
+    store(random_traffic(random.Random(21), orders=500, start=start - timedelta(minutes=10), minutes=166))
+    fold()
+    series = kpi_timeseries(start=start, end=now, bucket_seconds=3600)
+    origin = start.replace(minute=0)
+    hour = timedelta(hours=1)
+    assert series["buckets"][0] == origin.isoformat()
+    assert len(series["buckets"]) == -(-(now - origin) // hour)
+    checked = 0
+    for i, label in enumerate(series["buckets"]):
+        assert label == (origin + i * hour).isoformat()
+        part_start, part_end = max(start, origin + i * hour), min(now, origin + (i + 1) * hour)
+        expected = raw_counts(start=part_start, end=part_end)
+        latencies = raw_latencies(start=part_start, end=part_end)
+        for arm in ("control", "treatment"):
+            counts = expected.get((arm, ""), {})
+            orders = counts.get("orders", 0)
+            assert series["arms"][arm]["orders"][i] == orders, (label, arm)
+            conversion = series["arms"][arm]["conversion"]["value"][i]
+            assert conversion == (pytest.approx(counts["completed"] / orders) if orders else None)
+            histogram = Counter(latency_bin(v) for v in latencies.get(arm, []))
+            assert series["arms"][arm]["latency_p95_ms"]["value"][i] == stats.histogram_quantile(histogram, 0.95,
+                                                                                                  latency_bin_value)
+            checked += orders
+    assert checked == sum(c["orders"] for c in raw_counts(start=start, end=now).values())
+
+
+def test_feature_health_in_a_read_scope_equals_the_one_dimension_reads(fold, now):
+    """Inside a page render (read_scope) feature counts of every segment dimension come from one
+    scan; each dimension's answer must be what its own read gives."""
+    from metrics.feature_health import feature_counts, feature_health
+    from shopswift_ops.read_scope import read_scope
+
+    start = now - timedelta(hours=2, minutes=17)
+    store(random_traffic(random.Random(31), orders=300, start=start, minutes=130))
+    fold()
+    alone = {seg: feature_counts(start=start, end=now, segment_feature=seg)
+             for seg in (None, "signup_method", "is_repeat_buyer", "amount_band")}
+    health = {seg: feature_health(start=start, end=now, segment_feature=seg) for seg in ("signup_method", "amount_band")}
+    assert alone[None] and alone["signup_method"]
+    with read_scope():
+        for seg, counts in alone.items():
+            assert feature_counts(start=start, end=now, segment_feature=seg) == counts, seg
+        for seg, items in health.items():
+            assert feature_health(start=start, end=now, segment_feature=seg) == items, seg
