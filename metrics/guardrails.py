@@ -52,6 +52,7 @@ from metrics.kpis import PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, cohort_c
 from metrics.models import Alert, FeatureDefinition, Guardrail, GuardrailStatus, group_value, segment_dict, segment_values
 from metrics.population import expected_treatment_share
 from metrics.rollups import latency_bin_value
+from shopswift_ops.read_scope import read_scope, reads_once
 
 ALPHA = 0.05
 SRM_P = 0.001
@@ -121,42 +122,28 @@ def _segment_features(guardrail: Guardrail) -> list[str | None]:
 
 
 class Context:
-    """Rollup reads shared by the guardrails of one evaluation."""
+    """The windows of one evaluation. Its reads are shared through `read_scope` (compute() runs in
+    one): guardrails asking for the same counts cost one query."""
 
     def __init__(self, now: datetime):
         self.now = now
-        self._counts, self._hists = {}, {}
 
     def counts(self, minutes: int, segment_feature, maturity: int = 0, policy_version: int | None = None):
-        key = (minutes, segment_feature, maturity, policy_version)
-        if key not in self._counts:
-            self._counts[key] = cohort_counts(start=self.now - timedelta(minutes=minutes),
-                                              end=self.now - timedelta(minutes=maturity),
-                                              segment_feature=segment_feature, policy_version=policy_version)
-        return self._counts[key]
+        return cohort_counts(start=self.now - timedelta(minutes=minutes), end=self.now - timedelta(minutes=maturity),
+                             segment_feature=segment_feature, policy_version=policy_version)
 
     def current_version(self, minutes: int, maturity: int = 0) -> tuple[int, datetime] | None:
         """(newest policy version with settled eligible orders in the window, minute of its first
         order there), or None."""
-        key = ("current", minutes, maturity)
-        if key not in self._counts:
-            self._counts[key] = current_policy_version(start=self.now - timedelta(minutes=minutes),
-                                                       end=self.now - timedelta(minutes=maturity))
-        return self._counts[key]
+        return current_policy_version(start=self.now - timedelta(minutes=minutes),
+                                      end=self.now - timedelta(minutes=maturity))
 
     def histograms(self, minutes: int, segment_feature, policy_version: int | None = None):
-        key = (minutes, segment_feature, policy_version)
-        if key not in self._hists:
-            self._hists[key] = latency_histograms(start=self.now - timedelta(minutes=minutes), end=self.now,
-                                                  segment_feature=segment_feature, policy_version=policy_version)
-        return self._hists[key]
+        return latency_histograms(start=self.now - timedelta(minutes=minutes), end=self.now,
+                                  segment_feature=segment_feature, policy_version=policy_version)
 
     def version_counts(self, minutes: int, segment_feature, policy_version: int):
-        key = (minutes, segment_feature, "v", policy_version)
-        if key not in self._counts:
-            self._counts[key] = cohort_counts(start=self.now - timedelta(minutes=minutes), end=self.now,
-                                              segment_feature=segment_feature, policy_version=policy_version)
-        return self._counts[key]
+        return self.counts(minutes, segment_feature, 0, policy_version)
 
 
 def _limit_version(guardrail: Guardrail, ctx: Context) -> int | None:
@@ -180,6 +167,7 @@ def _values(counts: dict, segment_feature) -> list[str]:
 
 # -- delta -------------------------------------------------------------------------------------
 
+@reads_once
 def current_policy_version(*, start: datetime, end: datetime) -> tuple[int, datetime] | None:
     """The newest policy version with eligible orders whose first decision lies in [start, end)
     (minutes as the KPI windows widen them), and the minute of its first such order."""
@@ -605,7 +593,11 @@ def evaluate_feature_health(guardrail: Guardrail, ctx: Context) -> list[Result]:
 # -- evaluation and recording ------------------------------------------------------------------
 
 def compute(*, now: datetime | None = None) -> list[Result]:
-    ctx = Context(now or timezone.now())
+    with read_scope():
+        return _compute(Context(now or timezone.now()))
+
+
+def _compute(ctx: Context) -> list[Result]:
     guardrails = list(Guardrail.objects.filter(enabled=True))
     others: list[Result] = []
     for guardrail in guardrails:
