@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from metrics import stats
+from metrics import outcomes_so_far, stats
 from metrics.feature_health import _thresholds as feature_thresholds
 from metrics.feature_health import counts_excluding, feature_health, item_status, reference_window, rule_text
 from metrics.kpis import PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, cohort_counts, latency_histograms
@@ -184,20 +184,40 @@ def current_policy_version(*, start: datetime, end: datetime) -> tuple[int, date
 
 
 def delta_subjects(guardrail: Guardrail, ctx: Context) -> list[tuple]:
-    """(segment feature, value, treatment counts, control counts, scope text) per subject, on the
-    settled orders of the current policy version."""
+    """(segment feature, value, treatment counts, control counts, scope text, young orders) per
+    subject, on the settled orders of the current policy version; young orders: (treatment,
+    control) ArmOutcomes for a metric counted with outcomes so far (metrics/outcomes_so_far.py),
+    else None."""
+    from metrics.kpis import ceil_minute
+
     current = ctx.current_version(guardrail.window_minutes, guardrail.maturity_minutes)
     version = current[0] if current else None
-    settled = f" older than {guardrail.maturity_minutes} min (outcomes settled)" if guardrail.maturity_minutes else ""
+    so_far = bool(current and guardrail.maturity_minutes and guardrail.metric in outcomes_so_far.METRICS)
+    if so_far:
+        settled = (f"; orders younger than {guardrail.maturity_minutes} min count with their outcomes so far "
+                   f"(completion rate and delay per final decision learned per arm from the last "
+                   f"{outcomes_so_far.MODEL_MINUTES} min of settled orders)")
+    else:
+        settled = f" older than {guardrail.maturity_minutes} min (outcomes settled)" if guardrail.maturity_minutes else ""
     scope = (f"orders of policy v{version} since {current[1]:%H:%M} UTC (its first order in the last "
              f"{guardrail.window_minutes} min){settled}" if current else
              f"no settled eligible orders in the last {guardrail.window_minutes} min{settled}")
+    young = {}
+    if so_far:
+        settled_end = ceil_minute(ctx.now - timedelta(minutes=guardrail.maturity_minutes))
+        model_start = max(current[1], settled_end - timedelta(minutes=outcomes_so_far.MODEL_MINUTES),
+                          ctx.now - timedelta(minutes=guardrail.window_minutes))
+        young = outcomes_so_far.arm_outcomes(settled_end=settled_end, now=ctx.now, policy_version=version,
+                                             model_start=model_start)
     subjects = []
     for seg_feature in _segment_features(guardrail):
         counts = ctx.counts(guardrail.window_minutes, seg_feature, guardrail.maturity_minutes, version) if current else {}
         for value in _values(counts, seg_feature):
+            key = (seg_feature or "", value)
             subjects.append((seg_feature, value, counts.get(("treatment", value)) or _empty_counts(),
-                             counts.get(("control", value)) or _empty_counts(), scope))
+                             counts.get(("control", value)) or _empty_counts(), scope,
+                             (young.get(("treatment", *key)) or outcomes_so_far.ArmOutcomes(),
+                              young.get(("control", *key)) or outcomes_so_far.ArmOutcomes()) if so_far else None))
     return subjects
 
 
@@ -212,11 +232,18 @@ def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction:
     divisor came about (default: plain Bonferroni over `divisor` comparisons)."""
     seg_feature, value, treatment, control = subject[:4]
     scope = subject[4] if len(subject) > 4 else "orders of the evaluation window"
+    young = subject[5] if len(subject) > 5 else None
     segment = (seg_feature, value) if seg_feature else None
     rate = RATE_BY_KEY[guardrail.metric]
     harmful_up = guardrail.direction == Guardrail.Direction.HIGHER_IS_WORSE
     threshold = guardrail.margin if harmful_up else -guardrail.margin
     n_t, n_c = treatment[rate.denominator], control[rate.denominator]
+    so_far = young and [outcomes_so_far.estimate(settled_orders=n, settled_completed=counts[rate.numerator], outcomes=arm)
+                        for n, counts, arm in ((n_t, treatment, young[0]), (n_c, control, young[1]))]
+    if so_far and None in so_far:
+        so_far = None
+        if young[0].young_orders or young[1].young_orders:
+            scope += " (a young order's final decision has no settled order to learn from: settled orders only)"
     alpha = ALPHA / max(1.0, divisor)
     margin = guardrail.margin / rate.scale
     taus = delta_taus(guardrail)
@@ -231,7 +258,10 @@ def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction:
                       details={"n_treatment": n_t, "n_control": n_c, "alpha": alpha, "divisor": divisor, "method": method})
     p_t = treatment[rate.numerator] / n_t
     p_c = control[rate.numerator] / n_c
-    if rate.money:
+    if so_far:
+        p_t, p_c = so_far[0].value, so_far[1].value
+        variance = so_far[0].variance + so_far[1].variance
+    elif rate.money:
         from metrics.kpis import _money_variance
         variance = _money_variance(treatment) + _money_variance(control)
     else:
@@ -252,9 +282,14 @@ def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction:
         delta_unit = " pp of GMV" if rate.money else " pp"
     direction_word = "above" if harmful_up else "below"
     bound_text = ("n/a" if harm_bound is None else f"{harm_bound * show:+.3f}{delta_unit}")
+    if so_far:
+        counts_text = [f"{t[rate.numerator]}/{n} settled + {e.young_orders} younger ({e.young_completed} completed so far, "
+                       f"{e.expected_completions:.1f} expected)" for t, n, e in ((treatment, n_t, so_far[0]), (control, n_c, so_far[1]))]
+    else:
+        counts_text = [f"{treatment[rate.numerator]}/{n_t}", f"{control[rate.numerator]}/{n_c}"]
     evidence = (
         f"{guardrail.metric} ({_segment_text(segment)}): treatment {p_t * show:.3f}{value_unit} "
-        f"({treatment[rate.numerator]}/{n_t}) vs control {p_c * show:.3f}{value_unit} ({control[rate.numerator]}/{n_c}); "
+        f"({counts_text[0]}) vs control {p_c * show:.3f}{value_unit} ({counts_text[1]}); "
         f"delta {delta * show:+.3f}{delta_unit}; harm (treatment {direction_word} control) at least {bound_text} "
         f"with always-valid {100 * (1 - alpha):.4g}% confidence; "
         f"threshold: {'not above' if harmful_up else 'not below'} control by more than {margin_text}; "
@@ -264,6 +299,11 @@ def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction:
     return Result(**base, status=status, value=delta * rate.scale, evidence=evidence, min_sample_met=True,
                   details={"treatment": {"numerator": treatment[rate.numerator], "denominator": n_t},
                            "control": {"numerator": control[rate.numerator], "denominator": n_c},
+                           "outcomes_so_far": None if not so_far else {
+                               arm: {"orders": e.orders, "young_orders": e.young_orders,
+                                     "young_completed": e.young_completed,
+                                     "expected_completions": round(e.expected_completions, 3), "estimate": e.value}
+                               for arm, e in (("treatment", so_far[0]), ("control", so_far[1]))},
                            "delta": delta * rate.scale, "harm_lower_bound": None if harm_bound is None else harm_bound * rate.scale,
                            "delta_bound": bound_metric,
                            "likelihood_ratio": likelihood_ratio, "alpha": alpha, "divisor": divisor,
@@ -292,7 +332,7 @@ def family_weight(*, comparisons: int, covering_guardrails: int) -> tuple[float,
 
 def _pool(subjects: list[tuple], dimension: str, values: list[str]) -> tuple | None:
     """The implicated population of one dimension as one subject: its values' counts summed (the
-    rollup counters, squares included, are additive)."""
+    rollup counters, squares included, are additive; so are young orders' counts)."""
     parts = [s for s in subjects if s[0] == dimension and s[1] in values]
     if not parts:
         return None
@@ -301,7 +341,12 @@ def _pool(subjects: list[tuple], dimension: str, values: list[str]) -> tuple | N
         for name in treatment:
             treatment[name] += part[2].get(name, 0)
             control[name] += part[3].get(name, 0)
-    return (dimension, group_value(values), treatment, control, parts[0][4])
+    young = None
+    if parts[0][5] is not None:
+        young = (outcomes_so_far.ArmOutcomes(), outcomes_so_far.ArmOutcomes())
+        for part in parts:
+            young = (young[0].add(part[5][0]), young[1].add(part[5][1]))
+    return (dimension, group_value(values), treatment, control, parts[0][4], young)
 
 
 def delta_work(guardrails: list[Guardrail], ctx: Context, implicated: dict[str, list[str]]) -> tuple[list[tuple], float, float]:
@@ -709,7 +754,10 @@ def recent_alerts(*, limit: int = 50) -> list[dict]:
 def method_summary() -> dict:
     return {
         "delta": (f"one-sided mSPRT (half-normal mixture over harm > 0, tau = {TAU_MARGIN_MULTIPLE:g} x margin) on "
-                  f"treatment - control beyond the margin, on the settled orders of the current policy version since it began; "
+                  f"treatment - control beyond the margin, on the orders of the current policy version since it began: "
+                  f"settled ones (older than the guardrail's maturity); for {', '.join(outcomes_so_far.METRICS)} also the "
+                  f"younger ones with their outcomes so far (completion rate and delay per final decision learned per arm "
+                  f"from the last {outcomes_so_far.MODEL_MINUTES} min of settled orders; sandwich variance); "
                   f"alpha {ALPHA} weighted Holm-Bonferroni over the guardrail x segment comparisons, "
                   f"{IMPLICATED_ALPHA_SHARE:.0%} of the weight held for the populations feature health implicates "
                   f"(their values pooled); valid at every look"),

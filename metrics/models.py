@@ -178,8 +178,9 @@ class Guardrail(models.Model):
     min_sample = models.PositiveIntegerField(default=500, help_text="per arm (orders or model-called decisions)")
     window_minutes = models.PositiveIntegerField(default=60)
     maturity_minutes = models.PositiveIntegerField(
-        default=0, help_text="delta kind: leave out orders younger than this, whose outcomes (completion, step-up "
-                             "result) are still arriving; arms with different decision mixes mature at different speeds")
+        default=0, help_text="delta kind: orders younger than this are still collecting their outcomes (completion, "
+                             "step-up result), later for an arm with more step-ups: conversion counts them with their "
+                             "outcomes so far (metrics/outcomes_so_far.py), the other metrics leave them out")
     action = models.CharField(max_length=20, choices=Action.choices, default=Action.NOTIFY)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.SOFT)
     enabled = models.BooleanField(default=True)

@@ -174,8 +174,13 @@ SCHEMAS.update({
             "name": {"type": "string"}, "metric": {"type": "string"},
             "segment": {"$ref": "#/components/schemas/GuardrailSegment"},
             "status": {"enum": ["ok", "warn", "breach", "insufficient_data"]},
-            "value": {"type": ["number", "null"]}, "threshold": {"type": ["number", "null"]},
-            "evidence": {"type": "string", "description": "the numbers: value, interval, sample sizes, method"},
+            "value": {"type": ["number", "null"],
+                      "description": "delta kind: treatment - control (for conversion, of the estimated eventual "
+                                     "conversion: orders younger than the maturity count with their outcomes so far); "
+                                     "limit kind: the treatment value"},
+            "threshold": {"type": ["number", "null"]},
+            "evidence": {"type": "string", "description": "the numbers: value, interval, sample sizes (settled and "
+                                                         "younger orders), method"},
             "since": {"type": "string", "format": "date-time", "description": "when the current status began"},
             "action": {"enum": ["notify", "halt_ramp", "rollback_stage", "exclude_segment", "kill"]},
             "severity": {"enum": ["hard", "soft"]},

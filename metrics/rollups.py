@@ -84,7 +84,7 @@ FACT_COLUMNS = (
     "order_id", "first_at", "policy_version", "arm", "eligible", "buyer_id", "amount_minor", "segments", "health",
     "decisions", "fallback_decisions", "timeout_decisions", "called_decisions", "latency_bins", "final_decision",
     "had_step_up", "completed", "step_up_passed", "false_decline", "support_ticket", "fraud_loss", "chargeback",
-    "fraud_confirmed", "chargeback_at", "fraud_confirmed_at",
+    "fraud_confirmed", "chargeback_at", "fraud_confirmed_at", "completed_at",
 )
 
 # The facts of a set of orders, from raw events. An order's cohort (arm, policy version,
@@ -120,7 +120,8 @@ WITH d AS (
            bool_or(kind = 'chargeback') AS chargeback,
            bool_or(kind = 'fraud_confirmed') AS fraud_confirmed,
            min(occurred_at) FILTER (WHERE kind = 'chargeback') AS chargeback_at,
-           min(occurred_at) FILTER (WHERE kind = 'fraud_confirmed') AS fraud_confirmed_at
+           min(occurred_at) FILTER (WHERE kind = 'fraud_confirmed') AS fraud_confirmed_at,
+           min(occurred_at) FILTER (WHERE kind = 'checkout_completed') AS completed_at
     FROM metrics_outcome WHERE order_id = ANY(%(orders)s) GROUP BY order_id
 )
 SELECT f.order_id, f.occurred_at, f.policy_version, f.arm,
@@ -165,7 +166,8 @@ SELECT f.order_id, f.occurred_at, f.policy_version, f.arm,
     coalesce(o.chargeback, false),
     coalesce(o.fraud_confirmed, false),
     o.chargeback_at,
-    o.fraud_confirmed_at
+    o.fraud_confirmed_at,
+    o.completed_at
 FROM firsts f JOIN lasts l USING (order_id) JOIN dagg a USING (order_id) LEFT JOIN o USING (order_id)
 """
 

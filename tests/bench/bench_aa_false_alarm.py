@@ -7,27 +7,39 @@ simulated buyers do, the arms differ only by chance). Each run peeks every 30 si
 and evaluates the default conversion and false-decline guardrails on all traffic and every
 segment value with the engine's own sequential test (`metrics.guardrails.evaluate_delta`),
 alpha Bonferroni-corrected over the same number of comparisons as the live evaluation.
-Counts per look are the KPI definitions applied to the simulated orders.
+Each look sees what the live evaluation would: orders older than the guardrails' maturity
+(settled, whole minutes as the rollups hold them) by the KPI definitions, and for conversion
+also the younger orders with the outcomes they have so far, through the engine's own estimate
+(`metrics.outcomes_so_far`: completion rates and delays learned per arm from the last 15 minutes
+of settled orders).
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 RUNS = 200
 MINUTES = 20
-LOOK_EVERY_ORDERS = 630  # 30 s at 21 orders/s
+LOOK_SECONDS = 30
+MATURITY_SECONDS = 240
+DIMENSIONS = ("signup_method", "is_repeat_buyer", "amount_band")
+CLASSES = ("approve", "step_up", "decline")
 
 
-def _orders(events):
-    decisions, kinds = {}, defaultdict(set)
+def _orders(events, started: datetime):
+    """Per order: (buyer, seconds after start of its first decision, final decision, seconds to
+    its completion or None, false decline, segment values)."""
+    decisions, kinds, completed_at = {}, defaultdict(set), {}
     for event in events:
         if event["type"] == "decision":
             decisions.setdefault(event["order_id"], []).append(event)
         else:
             kinds[event["order_id"]].add(event["kind"])
+            if event["kind"] == "checkout_completed":
+                completed_at.setdefault(event["order_id"], _parse(event["occurred_at"]))
     orders = []
     for order_id, rows in decisions.items():
         first, last = rows[0], rows[-1]
@@ -39,55 +51,113 @@ def _orders(events):
         refused = last["decision"] == "decline" or (last["decision"] == "step_up" and "step_up_passed" not in k)
         segments = {name: ("null" if features.get(name) is None else
                            "true" if features.get(name) is True else "false" if features.get(name) is False
-                           else str(features.get(name))) for name in ("signup_method", "is_repeat_buyer", "amount_band")}
-        orders.append((first["buyer_id"], "checkout_completed" in k, refused and legit, segments))
-    return orders
+                           else str(features.get(name))) for name in DIMENSIONS}
+        at = _parse(first["occurred_at"])
+        done = completed_at.get(order_id)
+        orders.append((first["buyer_id"], (at - started).total_seconds(), last["decision"],
+                       None if done is None else max(0.0, (done - at).total_seconds()), refused and legit, segments))
+    return sorted(orders, key=lambda o: o[1])
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay, bin_seconds):
+    """ArmOutcomes of the orders in `mask`: settled ones in [lo, mid) teach, young ones in
+    [mid, hi) count with their outcomes at `look` (as metrics.outcomes_so_far reads them)."""
+    from metrics.outcomes_so_far import ArmOutcomes
+
+    outcomes = ArmOutcomes()
+    sel = index[lo:mid][mask[lo:mid]]
+    if len(sel):
+        done = ~np.isnan(delay[sel]) & (t[sel] + np.nan_to_num(delay[sel], nan=0.0) <= look)
+        bins = np.where(done, np.floor(np.nan_to_num(delay[sel], nan=0.0) / bin_seconds), -1).astype(int)
+        for c, name in enumerate(CLASSES):
+            in_class = decision[sel] == c
+            m = int(in_class.sum())
+            if not m:
+                continue
+            completed_bins = bins[in_class & done]
+            values, counts = np.unique(completed_bins, return_counts=True)
+            outcomes.classes[name] = [m, int(len(completed_bins)), {int(v): int(n) for v, n in zip(values, counts)}]
+    sel = index[mid:hi][mask[mid:hi]]
+    if len(sel):
+        age = look - t[sel]
+        done = ~np.isnan(delay[sel]) & (np.nan_to_num(delay[sel], nan=1e9) <= age)
+        keys = decision[sel] * 2 * 1000 + done * 1000 + np.floor(age / bin_seconds).astype(int)
+        values, counts = np.unique(keys, return_counts=True)
+        for v, n in zip(values.tolist(), counts.tolist()):
+            outcomes.young[(CLASSES[v // 2000], bool((v // 1000) % 2), v % 1000)] = n
+    return outcomes
 
 
 def run():
+    import numpy as np
+
     from metrics.guardrails import evaluate_delta, family_weight
-    from metrics.kpis import _empty_counts
     from metrics.models import Guardrail
+    from metrics.outcomes_so_far import AGE_BIN_SECONDS, MODEL_MINUTES
     from rollout.simulator import generate
 
     guardrails = [g for g in Guardrail.objects.filter(kind="delta", enabled=True)
                   if g.metric in ("conversion", "false_decline_rate")]
+    assert all(g.maturity_minutes * 60 == MATURITY_SECONDS for g in guardrails), "the bench assumes the default maturity"
     all_delta = list(Guardrail.objects.filter(kind="delta", enabled=True))
     started = datetime.now(UTC) - timedelta(hours=2)
     events = list(generate("baseline", seed=5, start=started, duration_minutes=MINUTES, include_late_outcomes=False,
                            policy={"version": 2, "mode": "active", "traffic_pct": 50.0, "salt": "aa",
                                    "model_version": "fraud-gbm-v3", "thresholds": {"step_up": 0.6, "decline": 0.9},
                                    "timeout_ms": 80, "fallback": "step_up", "segment_overrides": []}))
-    orders = _orders(events)
-    values = {name: sorted({o[3][name] for o in orders}) for name in ("signup_method", "is_repeat_buyer", "amount_band")}
+    orders = _orders(events, started)
+    values = {name: sorted({o[5][name] for o in orders}) for name in DIMENSIONS}
     # the live engine's comparison count: every delta guardrail x (all traffic + segment values in scope),
     # and its family weight (part of it held for implicated populations, which an A/A run has none of)
     tests = sum(1 + (sum(len(v) for v in values.values()) if g.segment_feature == "*" else
                      len(values.get(g.segment_feature, [])) if g.segment_feature else 0) for g in all_delta)
     divisor, _ = family_weight(comparisons=tests, covering_guardrails=sum(1 for g in all_delta if g.segment_feature))
+
+    t = np.array([o[1] for o in orders])
+    decision = np.array([CLASSES.index(o[2]) for o in orders])
+    delay = np.array([np.nan if o[3] is None else o[3] for o in orders])
+    completed = ~np.isnan(delay)
+    false_decline = np.array([o[4] for o in orders])
+    index = np.arange(len(orders))
+    populations = [("", "", np.ones(len(orders), dtype=bool))] + [
+        (name, value, np.array([o[5][name] == value for o in orders])) for name in DIMENSIONS for value in values[name]]
+    offset = started.timestamp()
+    looks_at = np.arange(LOOK_SECONDS, MINUTES * 60 + 1e-9, LOOK_SECONDS)
+
+    def settled_end(look):  # first-decision time (s after start) before which orders are settled: whole minutes
+        return math.ceil((offset + look - MATURITY_SECONDS) / 60) * 60 - offset
+
     wall = time.perf_counter()
-    runs_with_alarm, looks = 0, 0
+    runs_with_alarm, looks, young_seen = 0, 0, 0
     for run_index in range(RUNS):
         salt = f"aa-run-{run_index}"
-        counts = defaultdict(_empty_counts)
+        treated = np.array([int(hashlib.sha256(f"{salt}:{o[0]}".encode()).hexdigest()[:8], 16) % 2 == 1 for o in orders])
         alarmed = False
-        for i, (buyer, completed, false_decline, segments) in enumerate(orders, start=1):
-            bucket = int(hashlib.sha256(f"{salt}:{buyer}".encode()).hexdigest()[:8], 16) % 2
-            arm = "treatment" if bucket else "control"
-            for key in [("", ""), *segments.items()]:
-                c = counts[(arm, key)]
-                c["orders"] += 1
-                c["completed"] += completed
-                c["false_declines"] += false_decline
-            if i % LOOK_EVERY_ORDERS and i != len(orders):
-                continue
+        for look in looks_at:
             looks += 1
+            end = settled_end(look)
+            lo = int(np.searchsorted(t, max(0.0, end - MODEL_MINUTES * 60)))
+            mid = int(np.searchsorted(t, end))
+            hi = int(np.searchsorted(t, look, side="right"))
             for guardrail in guardrails:
-                keys = [("", "")] + ([(name, value) for name in values for value in values[name]]
-                                     if guardrail.segment_feature == "*" else [])
-                for seg_feature, value in keys:
-                    subject = (seg_feature or None, value, counts[("treatment", (seg_feature, value))],
-                               counts[("control", (seg_feature, value))])
+                keys = populations if guardrail.segment_feature == "*" else populations[:1]
+                for seg_feature, value, in_population in keys:
+                    arms = {}
+                    for arm, arm_mask in (("treatment", treated), ("control", ~treated)):
+                        mask = in_population & arm_mask
+                        settled = mask[:mid]
+                        arms[arm] = {"orders": int(settled.sum()), "completed": int((settled & completed[:mid]).sum()),
+                                     "false_declines": int((settled & false_decline[:mid]).sum())}
+                        if guardrail.metric == "conversion":
+                            arms[arm + "_young"] = _arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay,
+                                                                 AGE_BIN_SECONDS)
+                    young = (arms["treatment_young"], arms["control_young"]) if guardrail.metric == "conversion" else None
+                    young_seen += bool(young and young[0].young_orders)
+                    subject = (seg_feature or None, value, arms["treatment"], arms["control"], "A/A", young)
                     if evaluate_delta(guardrail, subject, divisor=divisor).status == "breach":
                         alarmed = True
                         break
@@ -99,5 +169,5 @@ def run():
     share = runs_with_alarm / RUNS
     yield {"name": "aa_false_alarm.share_of_runs_with_a_breach", "value": share, "unit": "share of runs",
            "target": 0.05, "passed": share <= 0.05, "runs": RUNS, "orders_per_run": len(orders),
-           "looks_per_run": -(-len(orders) // LOOK_EVERY_ORDERS), "comparisons": tests, "bonferroni_divisor": round(divisor, 2),
-           "seconds": round(time.perf_counter() - wall, 1)}
+           "looks_per_run": len(looks_at), "comparisons": tests, "bonferroni_divisor": round(divisor, 2),
+           "conversion_looks_with_young_orders": young_seen, "seconds": round(time.perf_counter() - wall, 1)}

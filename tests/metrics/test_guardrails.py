@@ -52,7 +52,9 @@ def test_a_clear_conversion_drop_breaches_and_alerts_once(fold, now, alerts_seen
     assert item["status"] == "breach"
     assert item["action"] == "halt_ramp"
     assert "mSPRT" in item["evidence"] and "Bonferroni" in item["evidence"]
-    assert re.search(r"\(\d+/1[34]\d\d\) vs control", item["evidence"])  # sample sizes shown
+    # sample sizes shown: the settled orders, and the younger ones with their outcomes so far
+    assert re.search(r"\(\d+/1[34]\d\d settled \+ \d+ younger \(\d+ completed so far, [\d.]+ expected\)\) vs control",
+                     item["evidence"])
     conversion_alerts = Alert.objects.filter(guardrail__name="conversion", seg_feature="")
     assert conversion_alerts.count() == 1
     messages = [m for m in alerts_seen if m["guardrail"] == "conversion" and m["segment"] is None]
