@@ -18,6 +18,7 @@ account_age_days on a segment other than the social-login ones (shadows of the c
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -140,3 +141,27 @@ def run():
            "passed": not shadow_breaches, "segments": sorted(shadow_breaches)}
     yield {"name": "detect_seed.evaluation_cycle", "value": round(eval_seconds / max(1, evaluations) * 1000, 1),
            "unit": "ms per refresh+evaluate cycle", "evaluations": evaluations}
+    yield _young_read(clock)
+
+
+def _young_read(clock: datetime) -> dict:
+    """What the conversion guardrail's read of young orders and their teachers costs per look,
+    at the last clock (about 5,000 young and 19,000 settled orders of the 50% stage): 20 reads."""
+    from metrics import outcomes_so_far
+    from metrics.guardrails import current_policy_version
+    from metrics.kpis import ceil_minute
+
+    settled_end = ceil_minute(clock - timedelta(minutes=4))
+    version, first_minute = current_policy_version(start=clock - timedelta(days=1), end=clock - timedelta(minutes=4))
+    model_start = max(first_minute, settled_end - timedelta(minutes=outcomes_so_far.MODEL_MINUTES))
+    timings = []
+    for _ in range(20):
+        started = time.perf_counter()
+        read = outcomes_so_far.arm_outcomes.__wrapped__(settled_end=settled_end, now=clock, policy_version=version,
+                                                        model_start=model_start)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    everyone = read.get(("treatment", "", "")) or outcomes_so_far.ArmOutcomes()
+    return {"name": "detect_seed.young_orders_read", "value": round(timings[18], 1), "unit": "ms (p95 of 20)",
+            "median": round(statistics.median(timings), 1), "treatment_young_orders": everyone.young_orders,
+            "treatment_settled_teachers": sum(c[0] for c in everyone.classes.values())}
