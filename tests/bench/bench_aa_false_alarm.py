@@ -18,78 +18,12 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 RUNS = 200
 MINUTES = 20
 LOOK_SECONDS = 30
 MATURITY_SECONDS = 240
-DIMENSIONS = ("signup_method", "is_repeat_buyer", "amount_band")
-CLASSES = ("approve", "step_up", "decline")
-
-
-def _orders(events, started: datetime):
-    """Per order: (buyer, seconds after start of its first decision, final decision, seconds to
-    its completion or None, false decline, segment values)."""
-    decisions, kinds, completed_at = {}, defaultdict(set), {}
-    for event in events:
-        if event["type"] == "decision":
-            decisions.setdefault(event["order_id"], []).append(event)
-        else:
-            kinds[event["order_id"]].add(event["kind"])
-            if event["kind"] == "checkout_completed":
-                completed_at.setdefault(event["order_id"], _parse(event["occurred_at"]))
-    orders = []
-    for order_id, rows in decisions.items():
-        first, last = rows[0], rows[-1]
-        k = kinds[order_id]
-        features = first["features"]
-        legit = "review_legit" in k or (features.get("is_repeat_buyer") is True
-                                         and (features.get("prior_good_orders") or 0) >= 3
-                                         and not k & {"chargeback", "fraud_confirmed", "review_fraud"})
-        refused = last["decision"] == "decline" or (last["decision"] == "step_up" and "step_up_passed" not in k)
-        segments = {name: ("null" if features.get(name) is None else
-                           "true" if features.get(name) is True else "false" if features.get(name) is False
-                           else str(features.get(name))) for name in DIMENSIONS}
-        at = _parse(first["occurred_at"])
-        done = completed_at.get(order_id)
-        orders.append((first["buyer_id"], (at - started).total_seconds(), last["decision"],
-                       None if done is None else max(0.0, (done - at).total_seconds()), refused and legit, segments))
-    return sorted(orders, key=lambda o: o[1])
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay, bin_seconds):
-    """ArmOutcomes of the orders in `mask`: settled ones in [lo, mid) teach, young ones in
-    [mid, hi) count with their outcomes at `look` (as metrics.outcomes_so_far reads them)."""
-    from metrics.outcomes_so_far import ArmOutcomes
-
-    outcomes = ArmOutcomes()
-    sel = index[lo:mid][mask[lo:mid]]
-    if len(sel):
-        done = ~np.isnan(delay[sel]) & (t[sel] + np.nan_to_num(delay[sel], nan=0.0) <= look)
-        bins = np.where(done, np.floor(np.nan_to_num(delay[sel], nan=0.0) / bin_seconds), -1).astype(int)
-        for c, name in enumerate(CLASSES):
-            in_class = decision[sel] == c
-            m = int(in_class.sum())
-            if not m:
-                continue
-            completed_bins = bins[in_class & done]
-            values, counts = np.unique(completed_bins, return_counts=True)
-            outcomes.classes[name] = [m, int(len(completed_bins)), {int(v): int(n) for v, n in zip(values, counts)}]
-    sel = index[mid:hi][mask[mid:hi]]
-    if len(sel):
-        age = look - t[sel]
-        done = ~np.isnan(delay[sel]) & (np.nan_to_num(delay[sel], nan=1e9) <= age)
-        keys = decision[sel] * 2 * 1000 + done * 1000 + np.floor(age / bin_seconds).astype(int)
-        values, counts = np.unique(keys, return_counts=True)
-        for v, n in zip(values.tolist(), counts.tolist()):
-            outcomes.young[(CLASSES[v // 2000], bool((v // 1000) % 2), v % 1000)] = n
-    return outcomes
 
 
 def run():
@@ -99,6 +33,7 @@ def run():
     from metrics.models import Guardrail
     from metrics.outcomes_so_far import AGE_BIN_SECONDS, MODEL_MINUTES
     from rollout.simulator import generate
+    from tests.bench.replay import CLASSES, DIMENSIONS, arm_outcomes, orders_of
 
     guardrails = [g for g in Guardrail.objects.filter(kind="delta", enabled=True)
                   if g.metric in ("conversion", "false_decline_rate")]
@@ -109,7 +44,7 @@ def run():
                            policy={"version": 2, "mode": "active", "traffic_pct": 50.0, "salt": "aa",
                                    "model_version": "fraud-gbm-v3", "thresholds": {"step_up": 0.6, "decline": 0.9},
                                    "timeout_ms": 80, "fallback": "step_up", "segment_overrides": []}))
-    orders = _orders(events, started)
+    orders = orders_of(events, started)
     values = {name: sorted({o[5][name] for o in orders}) for name in DIMENSIONS}
     # the live engine's comparison count: every delta guardrail x (all traffic + segment values in scope),
     # and its family weight (part of it held for implicated populations, which an A/A run has none of)
@@ -153,7 +88,7 @@ def run():
                         arms[arm] = {"orders": int(settled.sum()), "completed": int((settled & completed[:mid]).sum()),
                                      "false_declines": int((settled & false_decline[:mid]).sum())}
                         if guardrail.metric == "conversion":
-                            arms[arm + "_young"] = _arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay,
+                            arms[arm + "_young"] = arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay,
                                                                  AGE_BIN_SECONDS)
                     young = (arms["treatment_young"], arms["control_young"]) if guardrail.metric == "conversion" else None
                     young_seen += bool(young and young[0].young_orders)
