@@ -84,7 +84,7 @@ FACT_COLUMNS = (
     "order_id", "first_at", "policy_version", "arm", "eligible", "buyer_id", "amount_minor", "segments", "health",
     "decisions", "fallback_decisions", "timeout_decisions", "called_decisions", "latency_bins", "final_decision",
     "had_step_up", "completed", "step_up_passed", "false_decline", "support_ticket", "fraud_loss", "chargeback",
-    "fraud_confirmed", "chargeback_at", "fraud_confirmed_at", "completed_at",
+    "fraud_confirmed", "chargeback_at", "fraud_confirmed_at", "completed_at", "first_model_score",
 )
 
 # The facts of a set of orders, from raw events. An order's cohort (arm, policy version,
@@ -93,10 +93,11 @@ FACTS_SQL = f"""
 INSERT INTO _fact_new ({', '.join(FACT_COLUMNS)})
 WITH d AS (
     SELECT order_id, occurred_at, event_id, buyer_id, amount_minor, arm, policy_version, decision,
-           decided_by, latency_ms, timed_out, features
+           decided_by, latency_ms, timed_out, features, score
     FROM metrics_decision WHERE order_id = ANY(%(orders)s)
 ), firsts AS (
-    SELECT DISTINCT ON (order_id) order_id, occurred_at, arm, policy_version, buyer_id, amount_minor, features
+    SELECT DISTINCT ON (order_id) order_id, occurred_at, arm, policy_version, buyer_id, amount_minor, features,
+           CASE WHEN decided_by = 'model' THEN score END AS model_score
     FROM d ORDER BY order_id, occurred_at, event_id
 ), lasts AS (
     SELECT DISTINCT ON (order_id) order_id, decision AS final_decision
@@ -167,7 +168,8 @@ SELECT f.order_id, f.occurred_at, f.policy_version, f.arm,
     coalesce(o.fraud_confirmed, false),
     o.chargeback_at,
     o.fraud_confirmed_at,
-    o.completed_at
+    o.completed_at,
+    f.model_score
 FROM firsts f JOIN lasts l USING (order_id) JOIN dagg a USING (order_id) LEFT JOIN o USING (order_id)
 """
 

@@ -10,6 +10,9 @@ from django.db import migrations, models
 FORWARD = """
 SELECT pg_advisory_xact_lock(1560941040);  -- metrics.rollups.REFRESH_LOCK_KEY
 ALTER TABLE metrics_order_fact ADD COLUMN completed_at timestamptz;
+"""
+
+BACKFILL = """
 UPDATE metrics_order_fact f SET completed_at = o.completed_at
 FROM (SELECT order_id, min(occurred_at) AS completed_at FROM metrics_outcome
       WHERE kind = 'checkout_completed' GROUP BY order_id) o
@@ -21,7 +24,7 @@ class Migration(migrations.Migration):
     dependencies = [("metrics", "0011_decision_time_brin")]
 
     operations = [
-        migrations.RunSQL(FORWARD, "ALTER TABLE metrics_order_fact DROP COLUMN completed_at"),
+        migrations.RunSQL(FORWARD + BACKFILL, "ALTER TABLE metrics_order_fact DROP COLUMN completed_at"),
         migrations.AlterField(
             model_name="guardrail",
             name="maturity_minutes",
