@@ -42,6 +42,7 @@ from incidents.models import (
     SystemNews,
     TimelineEntry,
 )
+from metrics.models import segment_members
 from shopswift_ops import live
 
 logger = logging.getLogger(__name__)
@@ -268,15 +269,10 @@ def _population_for(alert: dict, *, start: datetime) -> dict:
     segment = alert.get("segment")
     return {
         "arm": "treatment",
-        "segment": {"feature": segment["feature"], "in": _values_of(segment)} if segment else None,
+        "segment": {"feature": segment["feature"], "in": segment_members(segment)} if segment else None,
         "from": _iso(start),
         "to": None,
     }
-
-
-def _values_of(segment: dict) -> list[str]:
-    # "in" lists every value of a pooled population; an alert recorded before it existed has "value" only
-    return list(segment.get("in") or [segment["value"]])
 
 
 def _widen(population: dict, alert: dict) -> dict:
@@ -288,9 +284,9 @@ def _widen(population: dict, alert: dict) -> dict:
         return merged  # already all treatment traffic
     if segment is None or segment["feature"] != current["feature"]:
         merged["segment"] = None
-    elif any(value not in current["in"] for value in _values_of(segment)):
+    elif any(value not in current["in"] for value in segment_members(segment)):
         merged["segment"] = {"feature": current["feature"],
-                             "in": [*current["in"], *(v for v in _values_of(segment) if v not in current["in"])]}
+                             "in": [*current["in"], *(v for v in segment_members(segment) if v not in current["in"])]}
     return merged
 
 

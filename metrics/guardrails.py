@@ -40,6 +40,7 @@ Too little data is `insufficient_data`, never `ok`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -48,7 +49,8 @@ from django.utils import timezone
 from metrics import outcomes_so_far, stats
 from metrics.feature_health import _thresholds as feature_thresholds
 from metrics.feature_health import counts_excluding, feature_health, item_status, reference_window, rule_text
-from metrics.kpis import PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, cohort_counts, latency_histograms
+from metrics.kpis import (PERCENTILE_BY_KEY, RATE_BY_KEY, _empty_counts, ceil_minute, cohort_counts, floor_minute,
+                          latency_histograms)
 from metrics.models import Alert, FeatureDefinition, Guardrail, GuardrailStatus, group_value, segment_dict, segment_values
 from metrics.population import expected_treatment_share
 from metrics.rollups import latency_bin_value
@@ -93,6 +95,18 @@ class Result:
     def key(self):
         seg_feature, seg_value = self.segment or ("", "")
         return (self.guardrail.pk, self.metric, seg_feature, seg_value)
+
+
+class Subject(NamedTuple):
+    """One treatment-vs-control comparison's data: a segment (or all traffic), each arm's rollup
+    counters, the population the numbers cover, and for a metric counted with outcomes so far
+    (metrics/outcomes_so_far.py) each arm's young orders."""
+    seg_feature: str | None
+    value: str
+    treatment: dict
+    control: dict
+    scope: str = "orders of the evaluation window"
+    young: tuple | None = None  # (treatment, control) ArmOutcomes
 
 
 def _fmt(value, unit=""):
@@ -171,8 +185,6 @@ def _values(counts: dict, segment_feature) -> list[str]:
 def current_policy_version(*, start: datetime, end: datetime) -> tuple[int, datetime] | None:
     """The newest policy version with eligible orders whose first decision lies in [start, end)
     (minutes as the KPI windows widen them), and the minute of its first such order."""
-    from metrics.kpis import ceil_minute, floor_minute
-
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT policy_version, min(bucket) FROM metrics_rollup_minute
@@ -183,13 +195,9 @@ def current_policy_version(*, start: datetime, end: datetime) -> tuple[int, date
     return (row[0], row[1]) if row else None
 
 
-def delta_subjects(guardrail: Guardrail, ctx: Context) -> list[tuple]:
-    """(segment feature, value, treatment counts, control counts, scope text, young orders) per
-    subject, on the settled orders of the current policy version; young orders: (treatment,
-    control) ArmOutcomes for a metric counted with outcomes so far (metrics/outcomes_so_far.py),
-    else None."""
-    from metrics.kpis import ceil_minute
-
+def delta_subjects(guardrail: Guardrail, ctx: Context) -> list[Subject]:
+    """Every subject of a delta guardrail, on the settled orders of the current policy version
+    (and, for a metric counted with outcomes so far, its young orders)."""
     current = ctx.current_version(guardrail.window_minutes, guardrail.maturity_minutes)
     version = current[0] if current else None
     so_far = bool(current and guardrail.maturity_minutes and guardrail.metric in outcomes_so_far.METRICS)
@@ -214,10 +222,10 @@ def delta_subjects(guardrail: Guardrail, ctx: Context) -> list[tuple]:
         counts = ctx.counts(guardrail.window_minutes, seg_feature, guardrail.maturity_minutes, version) if current else {}
         for value in _values(counts, seg_feature):
             key = (seg_feature or "", value)
-            subjects.append((seg_feature, value, counts.get(("treatment", value)) or _empty_counts(),
-                             counts.get(("control", value)) or _empty_counts(), scope,
-                             (young.get(("treatment", *key)) or outcomes_so_far.ArmOutcomes(),
-                              young.get(("control", *key)) or outcomes_so_far.ArmOutcomes()) if so_far else None))
+            subjects.append(Subject(seg_feature, value, counts.get(("treatment", value)) or _empty_counts(),
+                                    counts.get(("control", value)) or _empty_counts(), scope,
+                                    (young.get(("treatment", *key)) or outcomes_so_far.ArmOutcomes(),
+                                     young.get(("control", *key)) or outcomes_so_far.ArmOutcomes()) if so_far else None))
     return subjects
 
 
@@ -226,13 +234,11 @@ def delta_taus(guardrail: Guardrail) -> tuple[float]:
     return (max(TAU_MARGIN_MULTIPLE * guardrail.margin / rate.scale, 1e-4),)
 
 
-def evaluate_delta(guardrail: Guardrail, subject, *, divisor: float, correction: str | None = None) -> Result:
+def evaluate_delta(guardrail: Guardrail, subject: Subject, *, divisor: float, correction: str | None = None) -> Result:
     """One treatment-vs-control comparison at alpha = ALPHA / `divisor` (weighted Holm: the
     unrejected weight of the family over this comparison's weight). `correction` says how the
     divisor came about (default: plain Bonferroni over `divisor` comparisons)."""
-    seg_feature, value, treatment, control = subject[:4]
-    scope = subject[4] if len(subject) > 4 else "orders of the evaluation window"
-    young = subject[5] if len(subject) > 5 else None
+    seg_feature, value, treatment, control, scope, young = Subject(*subject)
     segment = (seg_feature, value) if seg_feature else None
     rate = RATE_BY_KEY[guardrail.metric]
     harmful_up = guardrail.direction == Guardrail.Direction.HIGHER_IS_WORSE
@@ -330,23 +336,23 @@ def family_weight(*, comparisons: int, covering_guardrails: int) -> tuple[float,
     return comparisons + held, held / covering_guardrails
 
 
-def _pool(subjects: list[tuple], dimension: str, values: list[str]) -> tuple | None:
+def _pool(subjects: list[Subject], dimension: str, values: list[str]) -> Subject | None:
     """The implicated population of one dimension as one subject: its values' counts summed (the
     rollup counters, squares included, are additive; so are young orders' counts)."""
-    parts = [s for s in subjects if s[0] == dimension and s[1] in values]
+    parts = [s for s in subjects if s.seg_feature == dimension and s.value in values]
     if not parts:
         return None
     treatment, control = _empty_counts(), _empty_counts()
     for part in parts:
         for name in treatment:
-            treatment[name] += part[2].get(name, 0)
-            control[name] += part[3].get(name, 0)
+            treatment[name] += part.treatment.get(name, 0)
+            control[name] += part.control.get(name, 0)
     young = None
-    if parts[0][5] is not None:
+    if parts[0].young is not None:
         young = (outcomes_so_far.ArmOutcomes(), outcomes_so_far.ArmOutcomes())
         for part in parts:
-            young = (young[0].add(part[5][0]), young[1].add(part[5][1]))
-    return (dimension, group_value(values), treatment, control, parts[0][4], young)
+            young = (young[0].add(part.young[0]), young[1].add(part.young[1]))
+    return Subject(dimension, group_value(values), treatment, control, parts[0].scope, young)
 
 
 def delta_work(guardrails: list[Guardrail], ctx: Context, implicated: dict[str, list[str]]) -> tuple[list[tuple], float, float]:
@@ -364,7 +370,7 @@ def delta_work(guardrails: list[Guardrail], ctx: Context, implicated: dict[str, 
         for dimension, values in populations:
             weight = held / len(populations)
             if len(values) == 1:
-                work = [(g, s, w + weight if g is guardrail and s[0] == dimension and s[1] == values[0] else w)
+                work = [(g, s, w + weight if g is guardrail and s.seg_feature == dimension and s.value == values[0] else w)
                         for g, s, w in work]
                 continue
             pooled = _pool(subjects[guardrail.pk], dimension, values)

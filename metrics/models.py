@@ -206,6 +206,12 @@ def segment_values(seg_value: str) -> list[str]:
     return seg_value.split(GROUP_SEPARATOR)
 
 
+def segment_members(segment: dict) -> list:
+    """The values an API segment ({"feature", "value", "in"}) covers; one written before "in"
+    existed has "value" only."""
+    return list(segment.get("in") or [segment.get("value")])
+
+
 def segment_dict(seg_feature: str, seg_value: str) -> dict | None:
     """A subject's segment as the APIs write it: CONTRACT's {"feature", "value"} plus "in", the
     values it covers (the notation of the policy's segment overrides), one for a single value."""

@@ -9,6 +9,7 @@ import logging
 
 from django.db import transaction
 
+from metrics.models import segment_members
 from rollout import services
 from rollout.models import AuditEntry, GuardrailActionRecord
 
@@ -68,8 +69,7 @@ def _perform(action: str, payload: dict, reason: str) -> tuple[str, int | None]:
         if action == "exclude_segment":
             segment = payload.get("segment") or {}
             if segment.get("feature"):
-                # a pooled population (both social-login methods) lists its values in "in"
-                values = list(segment.get("in") or [segment.get("value")])
+                values = segment_members(segment)  # a pooled population: both social-login methods
                 document = services.apply_action(
                     action="exclude_segment", params={"feature": segment["feature"], "in": values},
                     reason=reason, actor=ACTOR)

@@ -29,7 +29,7 @@ MATURITY_SECONDS = 240
 def run():
     import numpy as np
 
-    from metrics.guardrails import evaluate_delta, family_weight
+    from metrics.guardrails import Subject, evaluate_delta, family_weight
     from metrics.models import Guardrail
     from metrics.outcomes_so_far import AGE_BIN_SECONDS, MODEL_MINUTES
     from rollout.simulator import generate
@@ -92,7 +92,7 @@ def run():
                                                                  AGE_BIN_SECONDS)
                     young = (arms["treatment_young"], arms["control_young"]) if guardrail.metric == "conversion" else None
                     young_seen += bool(young and young[0].young_orders)
-                    subject = (seg_feature or None, value, arms["treatment"], arms["control"], "A/A", young)
+                    subject = Subject(seg_feature or None, value, arms["treatment"], arms["control"], "A/A", young)
                     if evaluate_delta(guardrail, subject, divisor=divisor).status == "breach":
                         alarmed = True
                         break

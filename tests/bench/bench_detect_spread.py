@@ -31,7 +31,7 @@ SOCIAL = ("social_apple", "social_google")
 def _first_breach(np, guardrail, divisor, orders, offset: float, young: bool) -> float | None:
     """Minutes (orders after the ramp at 21/s) to the first breach; the ramp falls `offset`
     seconds into a minute."""
-    from metrics.guardrails import evaluate_delta
+    from metrics.guardrails import Subject, evaluate_delta
     from metrics.models import group_value
     from metrics.outcomes_so_far import AGE_BIN_SECONDS, MODEL_MINUTES
     from tests.bench.replay import arm_outcomes
@@ -52,8 +52,8 @@ def _first_breach(np, guardrail, divisor, orders, offset: float, young: bool) ->
             counts[arm] = {"orders": int(mask[:mid].sum()), "completed": int((mask[:mid] & completed[:mid]).sum())}
             if young:
                 outcomes[arm] = arm_outcomes(np, mask, index, lo, mid, hi, t, look, decision, delay, AGE_BIN_SECONDS)
-        subject = ("signup_method", group_value(list(SOCIAL)), counts["treatment"], counts["control"], "replay",
-                   (outcomes["treatment"], outcomes["control"]) if young else None)
+        subject = Subject("signup_method", group_value(list(SOCIAL)), counts["treatment"], counts["control"], "replay",
+                          (outcomes["treatment"], outcomes["control"]) if young else None)
         if evaluate_delta(guardrail, subject, divisor=divisor).status == "breach":
             return hi / SHOPSWIFT_RATE / 60
     return None
@@ -83,8 +83,8 @@ def run():
     for seed in SEEDS:
         start = datetime(2026, 1, 1, tzinfo=UTC)
         ramp = start + timedelta(minutes=RAMP_MINUTE)
-        events = [e for e in generate("seed-incident", seed=seed, start=start,
-                                      duration_minutes=RAMP_MINUTE + POST_RAMP_MINUTES, include_late_outcomes=False)]
+        events = list(generate("seed-incident", seed=seed, start=start, duration_minutes=RAMP_MINUTE + POST_RAMP_MINUTES,
+                               include_late_outcomes=False))
         replayed = [o for o in orders_of(events, ramp) if o[1] >= 0]
         if divisor is None:
             # the live family: every delta guardrail x (all traffic + the segment values in its scope)

@@ -100,3 +100,34 @@ def cohort_events(rng: random.Random, *, n: int, arm: str, start: datetime, minu
         if completed:
             events.append(outcome_event(order_id, "checkout_completed", occurred_at=iso(at + timedelta(seconds=2))))
     return events
+
+
+def occurred(event: dict) -> datetime:
+    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def seed_incident(fold, now) -> list[dict]:
+    """Twelve minutes of the seed incident around its 50% ramp, as the product has received them
+    by `now` (stored and folded)."""
+    from rollout.simulator import generate
+
+    events = [e for e in generate("seed-incident", seed=3, start=now - timedelta(minutes=12), duration_minutes=12,
+                                  from_minute=36, include_late_outcomes=False, id_prefix="si") if occurred(e) <= now]
+    store(events)
+    fold()
+    return events
+
+
+def order_reference(events: list[dict]) -> tuple[dict, dict, dict]:
+    """From raw events, per order: its first decision event, its final decision, and the time of
+    its first completion (orders that completed only): the KPI definitions' reading."""
+    first, final, completed_at = {}, {}, {}
+    for event in sorted((e for e in events if e["type"] == "decision"), key=lambda e: (occurred(e), e["event_id"])):
+        first.setdefault(event["order_id"], event)
+        final[event["order_id"]] = event["decision"]
+    for event in events:
+        if event["type"] == "outcome" and event["kind"] == "checkout_completed":
+            at = occurred(event)
+            completed_at[event["order_id"]] = min(at, completed_at.get(event["order_id"], at))
+    return first, final, completed_at

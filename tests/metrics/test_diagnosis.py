@@ -3,44 +3,23 @@ events, and the backfills that put each order's completion time and first model 
 import importlib
 import math
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 
 from metrics.diagnosis import SCORE_BINS, thresholds
-from rollout.simulator import generate
-from tests.metrics.conftest import store
+from tests.metrics.conftest import occurred, order_reference
 
 pytestmark = pytest.mark.django_db
 
 
-def _at(event):
-    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-
-
-@pytest.fixture
-def seed_traffic(fold, now):
-    """Twelve minutes of the seed incident around its 50% ramp, as received by `now`."""
-    start = now - timedelta(minutes=12)
-    events = [e for e in generate("seed-incident", seed=4, start=start, duration_minutes=12, from_minute=36,
-                                  include_late_outcomes=False, id_prefix="dia") if _at(e) <= now]
-    store(events)
-    fold()
-    return events
-
-
-def test_the_what_if_counts_equal_a_direct_count_over_the_raw_events(seed_traffic, now):
+def test_the_what_if_counts_equal_a_direct_count_over_the_raw_events(seed_incident, now):
     start, end = now - timedelta(minutes=10), now
-    decisions = sorted((e for e in seed_traffic if e["type"] == "decision"), key=lambda e: (_at(e), e["event_id"]))
-    first, final = {}, {}
-    for event in decisions:
-        first.setdefault(event["order_id"], event)
-        final[event["order_id"]] = event["decision"]
-    completed = {e["order_id"] for e in seed_traffic if e["type"] == "outcome" and e["kind"] == "checkout_completed"}
+    first, final, completed = order_reference(seed_incident)
     bins, by_decision = Counter(), Counter()
     for order_id, event in first.items():
-        if (start <= _at(event) < end and event["arm"] == "treatment" and event["decided_by"] == "model"
+        if (start <= occurred(event) < end and event["arm"] == "treatment" and event["decided_by"] == "model"
                 and event["score"] is not None):
             bins[min(math.floor(event["score"] * SCORE_BINS) + 1, SCORE_BINS)] += 1
             by_decision[(final[order_id], order_id in completed)] += 1
@@ -56,7 +35,7 @@ def test_the_what_if_counts_equal_a_direct_count_over_the_raw_events(seed_traffi
 
 @pytest.mark.parametrize("migration, column", [("0012_order_completed_at", "completed_at"),
                                                ("0013_order_first_model_score", "first_model_score")])
-def test_the_migration_backfills_what_the_refresh_writes(seed_traffic, migration, column):
+def test_the_migration_backfills_what_the_refresh_writes(seed_incident, migration, column):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT order_id, {column} FROM metrics_order_fact ORDER BY order_id")
         folded = cursor.fetchall()

@@ -11,41 +11,19 @@ import pytest
 from metrics.guardrails import compute
 from metrics.kpis import ceil_minute
 from metrics.outcomes_so_far import AGE_BIN_SECONDS, ArmOutcomes, arm_outcomes, estimate
-from rollout.simulator import generate
-from tests.metrics.conftest import store
-
-
-def _at(event):
-    from datetime import datetime
-
-    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+from tests.metrics.conftest import occurred, order_reference
 
 
 @pytest.mark.django_db
-def test_the_counts_read_equal_a_direct_count_over_the_raw_events(fold, now):
-    start = now - timedelta(minutes=12)
-    events = list(generate("seed-incident", seed=3, start=start, duration_minutes=12, from_minute=36,
-                           include_late_outcomes=False, id_prefix="osf"))
-    # what has happened by `now`: the product has received it
-    events = [e for e in events if _at(e) <= now]
-    store(events)
-    fold()
-    decisions = sorted((e for e in events if e["type"] == "decision"), key=lambda e: (_at(e), e["event_id"]))
-    first, final = {}, {}
-    for event in decisions:
-        first.setdefault(event["order_id"], event)
-        final[event["order_id"]] = event["decision"]
-    completed_at = {}
-    for event in events:
-        if event["type"] == "outcome" and event["kind"] == "checkout_completed":
-            completed_at[event["order_id"]] = min(_at(event), completed_at.get(event["order_id"], _at(event)))
+def test_the_counts_read_equal_a_direct_count_over_the_raw_events(seed_incident, now):
+    first, final, completed_at = order_reference(seed_incident)
     version = max(e["policy_version"] for e in first.values())
     settled_end = ceil_minute(now - timedelta(minutes=4))
     model_start = settled_end - timedelta(minutes=6)
 
     expected: dict = {}
     for order_id, event in first.items():
-        at = _at(event)
+        at = occurred(event)
         if event["policy_version"] != version or not model_start <= at < now:
             continue
         populations = [("", "")] + [(dim, str(event["features"].get(dim))) for dim in ("signup_method",)]
@@ -147,16 +125,11 @@ def test_young_orders_add_information_but_less_than_settled_ones():
 
 
 @pytest.mark.django_db
-def test_the_conversion_guardrail_counts_young_orders_and_says_so(fold, now):
-    start = now - timedelta(minutes=12)
-    events = [e for e in generate("seed-incident", seed=3, start=start, duration_minutes=12, from_minute=36,
-                                  include_late_outcomes=False, id_prefix="osg") if _at(e) <= now]
-    store(events)
-    fold()
+def test_the_conversion_guardrail_counts_young_orders_and_says_so(seed_incident, now):
     conversion = [r for r in compute(now=now) if r.guardrail.name == "conversion" and r.segment is None][0]
     assert conversion.min_sample_met
     so_far = conversion.details["outcomes_so_far"]
-    young_decisions = [e for e in events if e["type"] == "decision" and _at(e) >= ceil_minute(now - timedelta(minutes=4))
+    young_decisions = [e for e in seed_incident if e["type"] == "decision" and occurred(e) >= ceil_minute(now - timedelta(minutes=4))
                        and not e["event_id"].endswith("m")]
     assert so_far["treatment"]["young_orders"] + so_far["control"]["young_orders"] == len(
         {e["order_id"] for e in young_decisions if e["policy_version"] == max(d["policy_version"] for d in young_decisions)})
